@@ -1,0 +1,45 @@
+"""``affectlab config check FILE``: validate any affectlab YAML file."""
+
+from __future__ import annotations
+
+import click
+
+from affectlab.cli.common import set_option
+from affectlab.config import apply_overrides, load_yaml
+from affectlab.errors import ConfigError
+
+
+def _check_card(path: str, overrides: tuple[str, ...]) -> str:
+    from affectlab.data.cards import load_card
+
+    loaded = load_card(path, overrides, check_root=False)
+    return f"dataset card (adapter {loaded.adapter.name!r}, root {loaded.root})"
+
+
+# kind -> (top-level key that identifies it, checker)
+CONFIG_KINDS = {"card": ("adapter", _check_card)}
+
+
+def _detect_kind(path: str, overrides: tuple[str, ...]) -> str:
+    data = apply_overrides(load_yaml(path), overrides)
+    for kind, (marker, _) in CONFIG_KINDS.items():
+        if marker in data:
+            return kind
+    markers = ", ".join(f"'{m}' ({k})" for k, (m, _) in CONFIG_KINDS.items())
+    raise ConfigError(f"{path}: cannot tell what kind of config this is; expected one of the keys {markers}")
+
+
+@click.group("config")
+def command() -> None:
+    """Validate configuration files."""
+
+
+@command.command("check")
+@click.argument("file")
+@click.option("--kind", type=click.Choice(sorted(CONFIG_KINDS)), default=None, help="Kind of file (default: detect).")
+@set_option
+def check(file: str, kind: str | None, overrides: tuple[str, ...]) -> None:
+    """Validate FILE, reporting every unknown key and bad value at once."""
+    kind = kind or _detect_kind(file, overrides)
+    description = CONFIG_KINDS[kind][1](file, overrides)
+    click.echo(f"{file}: ok, {description}")

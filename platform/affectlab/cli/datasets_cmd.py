@@ -1,0 +1,43 @@
+"""``affectlab datasets check CARD``: validate a dataset card and its manifest."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from affectlab.cli.common import set_option
+from affectlab.data.cards import build_manifest, load_card
+from affectlab.data.check import check_manifest
+
+
+@click.group("datasets")
+def command() -> None:
+    """Work with dataset cards (datasets/<name>.yaml)."""
+
+
+@command.command("check")
+@click.argument("card")
+@set_option
+@click.option("--show-missing", default=20, show_default=True, help="How many missing files to list.")
+def check(card: str, overrides: tuple[str, ...], show_missing: int) -> None:
+    """Validate CARD, build its manifest and report recordings, subjects, missing files, labels.
+
+    Exits 0 when the card is valid and every referenced file exists, 1 when files are missing,
+    2 when the card or manifest is invalid.
+    """
+    loaded = load_card(card, overrides)
+    manifest = build_manifest(loaded)
+    report = check_manifest(manifest)
+    click.echo(f"card {card}: adapter {loaded.adapter.name!r}, root {loaded.root}")
+    click.echo(f"  recordings: {report.n_recordings}   subjects: {report.n_subjects}")
+    for column, count in report.media_counts.items():
+        click.echo(f"  {column:<17} {count} referenced")
+    for column, count in report.label_coverage.items():
+        click.echo(f"  label {column:<11} {count}/{report.n_recordings} recordings")
+    if report.missing:
+        click.echo(f"  MISSING: {len(report.missing)} referenced file(s) do not exist:", err=True)
+        for sample_id, column, path in report.missing[:show_missing]:
+            click.echo(f"    sample_id {sample_id!r}, {column}: {path}", err=True)
+        sys.exit(1)
+    click.echo("  ok")

@@ -1,0 +1,53 @@
+"""Checks of a loaded card's manifest: recordings, subjects, missing files, label coverage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from affectlab import storage
+from affectlab.data.manifest import MEDIA_COLUMNS
+
+__all__ = ["ManifestReport", "check_manifest"]
+
+LABEL_COLUMNS = ("labels_path", "emotion", "transcript", "valence", "arousal", "dominance", "features")
+
+
+@dataclass
+class ManifestReport:
+    """What :func:`check_manifest` found."""
+
+    n_recordings: int
+    n_subjects: int
+    media_counts: dict[str, int]
+    label_coverage: dict[str, int]
+    missing: list[tuple[str, str, str]] = field(default_factory=list)  # (sample_id, column, path)
+
+    @property
+    def ok(self) -> bool:
+        """True when no referenced file is missing."""
+        return not self.missing
+
+
+def check_manifest(manifest: pa.Table) -> ManifestReport:
+    """Check that every referenced file exists and count labels per kind."""
+    rows = manifest.to_pylist()
+    missing: list[tuple[str, str, str]] = []
+    media_counts = {c: 0 for c in MEDIA_COLUMNS}
+    for row in rows:
+        for column in MEDIA_COLUMNS:
+            path = row.get(column)
+            if not path:
+                continue
+            media_counts[column] += 1
+            if not storage.exists(path):
+                missing.append((row["sample_id"], column, path))
+    coverage = {c: sum(1 for r in rows if r.get(c) is not None) for c in LABEL_COLUMNS}
+    return ManifestReport(
+        n_recordings=len(rows),
+        n_subjects=len({r["subject"] for r in rows}),
+        media_counts={k: v for k, v in media_counts.items() if v},
+        label_coverage={k: v for k, v in coverage.items() if v},
+        missing=missing,
+    )

@@ -1,0 +1,89 @@
+"""Connect to Ray: an in-process local cluster by default, ``RAY_ADDRESS`` when set.
+
+The embedded default starts a local Ray inside the calling process with the dashboard bound to
+127.0.0.1, a CPU budget from ``--num-cpus`` and quiet logs. With ``RAY_ADDRESS`` set (as it is
+inside ``ray job submit``), commands connect to that cluster instead and never start one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+__all__ = ["RayTarget", "ray_session", "where_ray_runs"]
+
+
+@dataclass(frozen=True)
+class RayTarget:
+    """Where Ray work will run: ``mode`` is ``"local"`` (embedded) or ``"cluster"``."""
+
+    mode: str
+    address: str | None
+    num_cpus: int | None
+
+
+def where_ray_runs(num_cpus: int | None = None) -> RayTarget:
+    """Describe where :func:`ray_session` would run, without starting anything."""
+    address = os.environ.get("RAY_ADDRESS") or None
+    if address:
+        return RayTarget("cluster", address, None)
+    return RayTarget("local", None, num_cpus or os.cpu_count())
+
+
+@contextmanager
+def ray_session(
+    *, num_cpus: int | None = None, verbose: bool = False, dashboard: bool | None = None
+) -> Iterator[RayTarget]:
+    """Start (or join) Ray for the duration of a ``with`` block and shut it down after.
+
+    If Ray is already initialised in this process (e.g. a test fixture), it is reused and left
+    running.
+
+    Args:
+        num_cpus: CPUs for the embedded local cluster (default: all); ignored on a cluster.
+        verbose: Show Ray's INFO logs and worker output.
+        dashboard: Start the dashboard (on 127.0.0.1 only); None lets Ray decide.
+
+    Yields:
+        The :class:`RayTarget` in use.
+    """
+    import ray
+
+    target = where_ray_runs(num_cpus)
+    if ray.is_initialized():
+        yield target
+        return
+    level = logging.INFO if verbose else logging.WARNING
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    if target.mode == "cluster":
+        ray.init(address=target.address, logging_level=level, log_to_driver=verbose)
+    else:
+        ray.init(
+            num_cpus=target.num_cpus,
+            include_dashboard=dashboard,
+            dashboard_host="127.0.0.1",
+            logging_level=level,
+            log_to_driver=verbose,
+            configure_logging=True,
+        )
+    _quiet_ray_data(verbose)
+    try:
+        yield target
+    finally:
+        ray.shutdown()
+
+
+def _quiet_ray_data(verbose: bool) -> None:
+    """Keep Ray Data's progress bars but drop its INFO chatter unless verbose."""
+    try:
+        from ray.data import DataContext
+    except ImportError:  # pragma: no cover - ray[data] is a dependency
+        return
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = True
+    if hasattr(ctx, "print_on_execution_start"):
+        ctx.print_on_execution_start = verbose
+    logging.getLogger("ray.data").setLevel(logging.INFO if verbose else logging.WARNING)
