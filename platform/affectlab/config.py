@@ -108,7 +108,10 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {item!r}: expected KEY.SUB=VALUE, e.g. --set training.lr=1e-3")
-    value = yaml.load(raw, Loader=YamlLoader) if raw.strip() else ""  # noqa: S506
+    try:
+        value = yaml.load(raw, Loader=YamlLoader) if raw.strip() else ""  # noqa: S506
+    except yaml.YAMLError:
+        value = raw  # not YAML (e.g. a glob like **/*.wav): keep the text as given
     return key.split("."), value
 
 

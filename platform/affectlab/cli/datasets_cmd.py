@@ -19,7 +19,9 @@ def command() -> None:
 @command.command("check")
 @click.argument("card")
 @set_option
-@click.option("--show-missing", default=20, show_default=True, help="How many missing files to list.")
+@click.option(
+    "--show-missing", type=click.IntRange(min=0), default=20, show_default=True, help="How many missing files to list."
+)
 def check(card: str, overrides: tuple[str, ...], show_missing: int) -> None:
     """Validate CARD, build its manifest and report recordings, subjects, missing files, labels.
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-from pydantic import Field, create_model
+from pydantic import Field, create_model, field_validator
 
 from affectlab import storage
 from affectlab.config import StrictModel, apply_overrides, load_yaml, validate
@@ -50,6 +50,11 @@ class DatasetCard(StrictModel):
     planted: dict[str, Any] | None = Field(
         default=None, description="for synthetic corpora: what relation was planted, documented"
     )
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _empty_options(cls, value: object) -> object:
+        return {} if value is None else value  # `options:` with every line commented out
 
 
 @dataclass(frozen=True)
