@@ -1,1 +1,75 @@
-"""affectlab.models."""
+"""Plain torch models behind a registry of builder functions (no Ray imports here).
+
+>>> from affectlab.models import build_model
+>>> model = build_model("enc_interatt_dec", input_dim=28)   # logits (B, T) per AU class
+>>> seq2seq = build_model("f0_to_au", au_vocab_size=53, f0_vocab_size=51)
+
+Seed 003 (per-step binary AU activity): ``stacked``, ``stacked_intraatt``,
+``stacked2_intraatt``, ``encdec``, ``enc_interatt_dec``, ``enc_interatt_dec_intraatt``; every
+one takes ``forward(x (B, T, D), mask (B, T)) -> logits (B, T)`` and offers
+``regularization_loss()``. Seed 000: ``f0_to_au`` (see :mod:`affectlab.models.f0_to_au`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from affectlab.errors import ConfigError, unknown_name_error
+from affectlab.models import builders
+from affectlab.models.vocab import AUVocab, F0Vocab, TokenVocab
+
+__all__ = ["MODELS", "AUVocab", "F0Vocab", "TokenVocab", "build_model", "model_options"]
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "stacked": builders.stacked,
+    "stacked_intraatt": builders.stacked_intraatt,
+    "stacked2_intraatt": builders.stacked2_intraatt,
+    "encdec": builders.encdec,
+    "enc_interatt_dec": builders.enc_interatt_dec,
+    "enc_interatt_dec_intraatt": builders.enc_interatt_dec_intraatt,
+    "f0_to_au": builders.f0_to_au,
+}
+
+
+def _builder(name: str) -> Callable[..., nn.Module]:
+    if name not in MODELS:
+        raise unknown_name_error("model", name, list(MODELS))
+    return MODELS[name]
+
+
+def model_options(name: str) -> dict[str, Any]:
+    """Options of model ``name`` and their defaults (``inspect.Parameter.empty`` if required).
+
+    Raises:
+        RegistryError: Unknown model name.
+    """
+    params = inspect.signature(_builder(name)).parameters
+    return {key: p.default for key, p in params.items()}
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build registered model ``name`` with keyword options.
+
+    Raises:
+        RegistryError: Unknown model name (the message lists the known ones).
+        ConfigError: Unknown or missing options, or bad values (every problem at once).
+    """
+    options = model_options(name)
+    problems = []
+    for key in kwargs:
+        if key not in options:
+            close = difflib.get_close_matches(key, list(options), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown option {key!r}{hint}")
+    missing = [k for k, v in options.items() if v is inspect.Parameter.empty and k not in kwargs]
+    problems += [f"missing required option {k!r}" for k in missing]
+    if problems:
+        raise ConfigError(
+            f"model {name!r}: {'; '.join(problems)}; allowed options: {', '.join(options)}"
+        )
+    return MODELS[name](**kwargs)
