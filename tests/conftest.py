@@ -11,8 +11,12 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def ray_local() -> Iterator[None]:
-    """A real local Ray cluster (2 CPUs), started once per test session."""
+def ray_local(s3_server: str) -> Iterator[None]:
+    """A real local Ray cluster (2 CPUs), started once per test session.
+
+    It depends on ``s3_server`` because Ray workers inherit the driver's environment at
+    ``ray.init``: the AWS_* variables must be set before Ray starts for workers to reach S3.
+    """
     import ray
 
     if not ray.is_initialized():

@@ -1,0 +1,46 @@
+"""``affectlab cv EXPERIMENT.yaml --folds loso --out URI``: leave-one-subject-out grids."""
+
+from __future__ import annotations
+
+import click
+
+from affectlab.cli.common import num_cpus_option, set_option, verbose_option
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@click.command("cv")
+@click.argument("experiment")
+@click.option("--out", required=True, help="Output directory or s3:// URI; results under OUT/cv/.")
+@click.option("--folds", type=click.Choice(["loso"]), default="loso", show_default=True, help="Fold scheme.")
+@click.option("--aus", default=None, help="Comma-separated AUs (default: the base target), e.g. AU01,AU12.")
+@click.option("--kinds", default=None, help="Comma-separated classes: onset,apex,offset,occurrence.")
+@click.option("--archs", default=None, help="Comma-separated model names, e.g. stacked,enc_interatt_dec.")
+@click.option("--feature-sets", default=None, help="Comma-separated feature sets, e.g. egemaps,compare.")
+@click.option("--max-concurrent", type=click.IntRange(min=1), default=None, help="Trainings at once (default: CPUs).")
+@set_option
+@num_cpus_option
+@verbose_option
+def command(experiment: str, out: str, folds: str, aus: str | None, kinds: str | None, archs: str | None,
+            feature_sets: str | None, max_concurrent: int | None, overrides: tuple[str, ...],
+            num_cpus: int | None, verbose: bool) -> None:
+    """One training per held-out subject x target x architecture x feature set, run as
+    parallel Ray Tune trials (one CPU each); writes Table I / Table II style summaries."""
+    from affectlab.runtime import ray_session
+    from affectlab.training.config import load_experiment
+    from affectlab.training.cv import run_cv
+
+    config = load_experiment(experiment, overrides).base
+    with ray_session(num_cpus=num_cpus, verbose=verbose):
+        result = run_cv(config, out=out, folds=folds, aus=_csv(aus), kinds=_csv(kinds), archs=_csv(archs),
+                        feature_sets=_csv(feature_sets), max_concurrent=max_concurrent)
+    from affectlab import storage
+
+    click.echo(storage.read_text(storage.join(result.out, "table1.md")))
+    click.echo(storage.read_text(storage.join(result.out, "table2.md")))
+    t = result.timing
+    click.echo(f"{t['trainings']} trainings in {t['grid_wall_s']:.1f} s wall; sum of trainings "
+               f"{t['sum_training_s']:.1f} s over {t['cpus']} CPUs (ratio {t['ratio']:.2f})")
+    click.echo(f"outputs: {result.out}")

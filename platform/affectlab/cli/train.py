@@ -1,0 +1,45 @@
+"""``affectlab train EXPERIMENT.yaml --out URI``: train the experiment's ``base`` configuration."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from affectlab.cli.common import num_cpus_option, set_option, verbose_option
+
+
+@click.command("train")
+@click.argument("experiment")
+@click.option("--out", required=True, help="Output directory or s3:// URI (history, result.json, best model, Ray run).")
+@click.option("--runner", type=click.Choice(["ray_train", "in_process"]), default=None,
+              help="Override scaling.runner (ray_train: TorchTrainer workers; in_process: no workers).")
+@set_option
+@num_cpus_option
+@verbose_option
+def command(experiment: str, out: str, runner: str | None, overrides: tuple[str, ...], num_cpus: int | None, verbose: bool) -> None:
+    """Train EXPERIMENT's base config (search_spaces/*.yaml) and report the best epoch's metrics.
+
+    Keys of the base section can be overridden with --set, e.g. --set training.lr=1e-3
+    --set scaling.num_workers=2. Running again with the same --out resumes from the last
+    checkpoint of a ray_train run.
+    """
+    from affectlab.runtime import ray_session
+    from affectlab.training.config import load_experiment
+    from affectlab.training.run import train
+
+    sets = [*overrides, *([f"scaling.runner={runner}"] if runner else [])]
+    config = load_experiment(experiment, sets).base
+    with ray_session(num_cpus=num_cpus, verbose=verbose):
+        result = train(config, out=out, reporter=_echo if config.scaling.runner == "in_process" else None)
+    summary = result.summary()
+    click.echo(json.dumps({k: summary[k] for k in ("best_epoch", "epochs", "stop_reason", "val", "test", "baseline")}, indent=2))
+    click.echo(f"outputs: {out}")
+
+
+def _echo(metrics: dict, checkpoint_dir: str | None) -> None:
+    shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith(("train_", "val_")))
+    click.echo(f"epoch {metrics['epoch']}: {shown}", err=True)
+
+
+_echo.wants_checkpoints = False  # type: ignore[attr-defined]

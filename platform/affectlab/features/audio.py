@@ -1,0 +1,291 @@
+"""openSMILE audio extractors (eGeMAPSv02, ComParE_2016; LLDs at 100 frames/s, or functionals).
+
+Audio decoding (:func:`read_audio`): the file is read with libsndfile (``soundfile``) as
+float32, exactly as ``opensmile.Smile.process_file`` reads it. Multi-channel audio is mixed to
+mono by averaging the channels (openSMILE's own default would keep only channel 0); audio at
+another sample rate is resampled to 16 kHz with ``scipy.signal.resample_poly`` (polyphase,
+Kaiser window). Video containers (``.mp4``, ``.mkv``, ... as in lrs / affwild2 manifests) give
+their first audio track, decoded and mixed to mono by FFmpeg through PyAV
+(:func:`affectlab.features.video.decode_audio`), then resampled the same way; a video without a
+sound track is an error ("no audio track"). A 16 kHz mono file goes to openSMILE untouched, so its features are exactly
+``Smile(...).process_file(path)``; for other files they are exactly
+``Smile(...).process_signal(mono_16k, 16000)`` of the converted signal.
+
+Feature sets (:data:`AUDIO_SETS`, names used by ``affectlab preprocess --audio``):
+
+======================  ======  ==================================================================
+name                    D       what
+======================  ======  ==================================================================
+egemaps                 25      eGeMAPSv02 LLDs, plus ``f0_hz`` / ``f0_id`` columns (below)
+compare                 65/130  ComParE_2016 LLDs; with ``deltas=True`` LLDs + first-order deltas
+                                (the 130-dim set of ``003``); the two openSMILE outputs are aligned
+                                by position on the LLD frames (the delta stream ends with up to two
+                                duplicated end-of-stream frames, which are dropped)
+egemaps_functionals     88      eGeMAPSv02 functionals: one row (T = 1) per recording
+compare_functionals     6373    ComParE_2016 functionals: T = 1
+======================  ======  ==================================================================
+
+F0: ``F0semitoneFrom27.5Hz_sma3nz`` is semitones above 27.5 Hz, 0 when unvoiced, so
+``f0_hz = 27.5 * 2 ** (st / 12)`` for ``st > 0`` and 0 otherwise, clipped to 50-550 Hz (``000``);
+``f0_id`` quantizes it with :func:`affectlab.data.labels.f0_vocab` (``f0_step``). Silence is
+not an error: F0 is then all 0 (unvoiced).
+
+LLD frame ``t`` covers the audio from ``t * 10 ms``; a clip of ``n`` samples at 16 kHz gives
+:func:`n_feature_frames` ``= (n - 800) // 160 + 1`` frames for both sets (checked in the tests).
+Clips shorter than the longest analysis window (60 ms) are rejected (openSMILE would emit a row
+of NaN).
+"""
+
+from __future__ import annotations
+
+import io as _io
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from affectlab import storage
+from affectlab.data.labels import clip_f0, f0_vocab, quantize_f0
+from affectlab.errors import MediaError, unknown_name_error
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "AUDIO_SETS",
+    "MIN_SECONDS",
+    "TARGET_SR",
+    "OpenSmileExtractor",
+    "n_feature_frames",
+    "read_audio",
+    "read_audio_info",
+    "semitones_to_hz",
+]
+
+TARGET_SR = 16000
+FRAME_RATE_HZ = 100.0
+MIN_SECONDS = 0.06
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au")
+# the sound track of a video (lrs / affwild2 manifests point audio_path at the video)
+VIDEO_CONTAINERS = (".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg")
+F0_COLUMN = "F0semitoneFrom27.5Hz_sma3nz"
+
+
+@dataclass(frozen=True)
+class AudioSet:
+    """One openSMILE configuration: feature set and level names (opensmile enums by name)."""
+
+    feature_set: str
+    level: str
+    lld: bool
+    f0: bool = False
+
+
+AUDIO_SETS: dict[str, AudioSet] = {
+    "egemaps": AudioSet("eGeMAPSv02", "LowLevelDescriptors", lld=True, f0=True),
+    "compare": AudioSet("ComParE_2016", "LowLevelDescriptors", lld=True),
+    "egemaps_functionals": AudioSet("eGeMAPSv02", "Functionals", lld=False),
+    "compare_functionals": AudioSet("ComParE_2016", "Functionals", lld=False),
+}
+
+
+def semitones_to_hz(st: np.ndarray) -> np.ndarray:
+    """eGeMAPS F0 semitones (re 27.5 Hz; 0 = unvoiced) to Hz (0 = unvoiced), float32."""
+    st = np.asarray(st, dtype=np.float64)
+    return np.where(st > 0, 27.5 * np.power(2.0, st / 12.0), 0.0).astype(np.float32)
+
+
+def n_feature_frames(n_samples_16k: int) -> int:
+    """Number of openSMILE LLD frames (10 ms hop) for a 16 kHz clip of ``n_samples_16k``."""
+    return max(0, (int(n_samples_16k) - 800) // 160 + 1)
+
+
+def resampled_length(n_samples: int, sample_rate: int) -> int:
+    """Length after :func:`read_audio`'s resampling to 16 kHz."""
+    if sample_rate == TARGET_SR:
+        return int(n_samples)
+    g = math.gcd(TARGET_SR, int(sample_rate))
+    return math.ceil(n_samples * (TARGET_SR // g) / (sample_rate // g))
+
+
+def _is_container(uri: str) -> bool:
+    return os.path.splitext(uri)[1].lower() in VIDEO_CONTAINERS
+
+
+def _decode_container(uri: str) -> tuple[np.ndarray, int]:
+    """A video's first audio track, mixed to mono by FFmpeg (PyAV), at its own rate."""
+    from affectlab.features.video import decode_audio
+
+    return decode_audio(uri)
+
+
+def _read_media_bytes(uri: str) -> bytes:
+    ext = os.path.splitext(uri)[1].lower()
+    if ext not in AUDIO_EXTENSIONS:
+        known = ", ".join(AUDIO_EXTENSIONS + VIDEO_CONTAINERS)
+        raise MediaError(f"{uri}: unsupported audio format {ext or '(no extension)'!r}; supported: {known}")
+    try:
+        data = storage.read_bytes(uri)
+    except FileNotFoundError as exc:
+        raise MediaError(f"{uri}: audio file not found") from exc
+    if not data:
+        raise MediaError(f"{uri}: empty file (0 bytes)")
+    return data
+
+
+def read_audio_info(uri: str) -> dict[str, Any]:
+    """Header facts of an audio file: ``sample_rate``, ``channels``, ``frames``, ``duration_s``.
+
+    Raises:
+        MediaError: Missing, empty, unsupported or undecodable file.
+    """
+    import soundfile as sf
+
+    if _is_container(uri):
+        samples, rate = _decode_container(uri)
+        return {"sample_rate": rate, "channels": 1, "frames": len(samples), "duration_s": len(samples) / rate}
+    data = _read_media_bytes(uri)
+    try:
+        info = sf.info(_io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - libsndfile raises several types
+        raise MediaError(f"{uri}: cannot decode audio ({type(exc).__name__}: {exc})") from exc
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise MediaError(f"{uri}: no audio samples in file")
+    return {"sample_rate": int(info.samplerate), "channels": int(info.channels), "frames": int(info.frames),
+            "duration_s": info.frames / info.samplerate}
+
+
+def read_audio(uri: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """Decode audio to a 16 kHz mono float32 signal (see module docstring).
+
+    Returns:
+        ``(signal, info)``; ``info`` has the original ``sample_rate``, ``channels``,
+        ``duration_s`` and ``converted`` (True when mixed down or resampled).
+
+    Raises:
+        MediaError: Missing, empty, unsupported, undecodable or too short (< 60 ms) audio.
+    """
+    import soundfile as sf
+
+    container = _is_container(uri)
+    if container:
+        samples, sr = _decode_container(uri)
+        y = samples[:, None]
+    else:
+        data = _read_media_bytes(uri)
+        try:
+            y, sr = sf.read(_io.BytesIO(data), dtype="float32", always_2d=True)
+        except Exception as exc:  # noqa: BLE001 - libsndfile raises several types
+            raise MediaError(f"{uri}: cannot decode audio ({type(exc).__name__}: {exc})") from exc
+    if y.shape[0] == 0:
+        raise MediaError(f"{uri}: no audio samples in file")
+    info = {"sample_rate": int(sr), "channels": int(y.shape[1]), "duration_s": y.shape[0] / sr,
+            "converted": container or y.shape[1] > 1 or sr != TARGET_SR}
+    x = y[:, 0] if y.shape[1] == 1 else y.mean(axis=1, dtype=np.float32)
+    if sr != TARGET_SR:
+        from scipy.signal import resample_poly
+
+        g = math.gcd(TARGET_SR, int(sr))
+        x = resample_poly(x, TARGET_SR // g, int(sr) // g).astype(np.float32)
+    if info["duration_s"] < MIN_SECONDS:
+        raise MediaError(
+            f"{uri}: clip too short ({info['duration_s'] * 1000:.1f} ms); openSMILE needs at least "
+            f"{MIN_SECONDS * 1000:.0f} ms (one analysis frame)"
+        )
+    return np.ascontiguousarray(x), info
+
+
+def _smile(feature_set: str, level: str) -> Any:
+    import opensmile
+
+    return opensmile.Smile(
+        feature_set=getattr(opensmile.FeatureSet, feature_set),
+        feature_level=getattr(opensmile.FeatureLevel, level),
+    )
+
+
+class OpenSmileExtractor:
+    """Extractor (:mod:`affectlab.features.base`) for one of :data:`AUDIO_SETS`.
+
+    Args:
+        feature_set: A name in :data:`AUDIO_SETS`.
+        deltas: ``compare`` only: append first-order deltas (65 -> 130 dims).
+        f0_step: ``egemaps`` only: F0 quantization step in Hz for ``f0_id`` (must divide 500).
+
+    Raises:
+        RegistryError: Unknown ``feature_set``.
+        ConfigError: ``deltas`` for a set without deltas, or a bad ``f0_step``.
+    """
+
+    kind = "features"
+    requires = ("audio_path",)
+    path_column = "audio_path"
+    num_cpus = 1.0
+    version = "1"
+
+    def __init__(self, feature_set: str = "egemaps", *, deltas: bool = False, f0_step: float = 10.0) -> None:
+        ident = self.describe(feature_set, deltas=deltas, f0_step=f0_step)
+        self.name = ident["name"]
+        self._params = ident["params"]
+        self.spec = AUDIO_SETS[feature_set]
+        self.smile = _smile(self.spec.feature_set, self.spec.level)
+        self.smile_deltas = _smile(self.spec.feature_set, "LowLevelDescriptors_Deltas") if deltas else None
+        self.names = list(self.smile.feature_names)
+        if self.smile_deltas is not None:
+            self.names += list(self.smile_deltas.feature_names)
+        self.f0_index = self.names.index(F0_COLUMN) if self.spec.f0 else None
+        self.f0_step = f0_step
+
+    @classmethod
+    def describe(cls, feature_set: str = "egemaps", *, deltas: bool = False, f0_step: float = 10.0) -> dict[str, Any]:
+        """Name, version and parameters without constructing openSMILE (see pipeline)."""
+        import opensmile
+
+        from affectlab.errors import ConfigError
+
+        spec = AUDIO_SETS.get(feature_set)
+        if spec is None:
+            raise unknown_name_error("audio feature set", feature_set, list(AUDIO_SETS))
+        if deltas and feature_set != "compare":
+            raise ConfigError(f"deltas: only the 'compare' set has openSMILE deltas, not {feature_set!r}")
+        params: dict[str, Any] = {"opensmile_feature_set": spec.feature_set, "level": spec.level,
+                                  "sample_rate": TARGET_SR, "mixdown": "mean", "opensmile": opensmile.__version__}
+        if feature_set == "compare":
+            params["deltas"] = bool(deltas)
+        if spec.f0:
+            f0_vocab(f0_step)  # validates the step
+            params["f0_step"] = float(f0_step)
+        return {"name": feature_set, "version": cls.version, "params": params}
+
+    def params(self) -> dict[str, Any]:
+        """Parameters that determine the output (hashed into the set version)."""
+        return dict(self._params)
+
+    def metadata(self) -> dict[str, Any]:
+        """Schema metadata: the feature names of the ``features`` column."""
+        return {"columns": {"features": self.names}, "feature_set": self.name}
+
+    def process(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Extract one recording (see module docstring for the columns)."""
+        signal, info = read_audio(row["audio_path"])
+        values = self.smile.process_signal(signal, TARGET_SR).to_numpy(dtype=np.float32)
+        if self.smile_deltas is not None:
+            deltas = self.smile_deltas.process_signal(signal, TARGET_SR).to_numpy(dtype=np.float32)
+            if len(deltas) < len(values):
+                raise MediaError(f"{row['audio_path']}: openSMILE gave {len(deltas)} delta frames for {len(values)} LLD frames")
+            values = np.hstack([values, deltas[: len(values)]])
+        out: dict[str, Any] = {
+            "sample_id": row["sample_id"],
+            "subject": row["subject"],
+            "n_frames": int(values.shape[0]),
+            "frame_rate_hz": FRAME_RATE_HZ if self.spec.lld else 0.0,
+            "duration_s": float(info["duration_s"]),
+            "sample_rate_hz": int(info["sample_rate"]),
+            "channels": int(info["channels"]),
+            "features": np.ascontiguousarray(values),
+        }
+        if self.f0_index is not None:
+            f0 = clip_f0(semitones_to_hz(values[:, self.f0_index]))
+            out["f0_hz"] = f0
+            out["f0_id"] = quantize_f0(f0, self.f0_step)
+        return out

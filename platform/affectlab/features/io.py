@@ -1,0 +1,195 @@
+"""Output layout of ``affectlab preprocess`` and the readers training code uses.
+
+Layout under ``<out>`` (a local directory or ``s3://bucket/prefix``)::
+
+    features/<set>/version=<v>/part-*.parquet   one row per recording (sets: egemaps, compare,
+                                                egemaps_functionals, compare_functionals, video sets)
+    labels/<set>/version=<v>/part-*.parquet     frame labels aligned to the feature frames (set: au)
+    errors/<stage>-<v>.parquet                  one row per failed recording of the last run
+    stats/<set>/version=<v>/subject_stats.parquet   per-subject mean/std (speaker normalisation)
+    stats/<set>/version=<v>/class_counts.json   AU phase class counts (label sets)
+    vocab/<set>/version=<v>/vocab.json          ID_to_AU / AU_to_ID (au), ID_to_F0 (egemaps)
+    provenance/<time>-<run>.json                one file per run; _SUCCESS.json = the last run
+    _staging/...                                work in progress; hidden from readers
+
+``<v>`` is ``v`` + :func:`affectlab.features.base.params_hash` of the stage's name, version and
+parameters: changed parameters write a new directory next to the old one instead of mixing.
+``version=<v>`` is hive-style, so ``pandas.read_parquet("<out>/features/egemaps")`` reads every
+version with a ``version`` column, and ``pandas.read_parquet(".../version=<v>")`` one version.
+Names starting with ``_`` or ``.`` are skipped by pandas/pyarrow, so staging and temporary
+files are never read as data. ``features/<set>/_latest.json`` names the newest version.
+
+Columns of a feature row (pyarrow / pandas):
+
+====================  =========================  =============================================
+column                type                       meaning
+====================  =========================  =============================================
+sample_id, subject    string
+n_frames              int64                      T (1 for functionals)
+frame_rate_hz         float64                    100.0 for LLDs (frame t starts at t * 10 ms)
+duration_s            float64                    audio duration
+features              list<list<float32>>        T x D; names in the schema metadata
+                                                 (``feature_names(table)``)
+f0_hz (egemaps)       list<float32>              T; F0 in Hz clipped to 50-550, 0 = unvoiced
+f0_id (egemaps)       list<int16>                T; ids into ``vocab/egemaps/...`` ID_to_F0
+====================  =========================  =============================================
+
+Columns of an ``au`` label row: ``sample_id, subject, n_frames, frame_rate_hz, label_rate_hz``
+and T x K columns (K = AUs, names in ``label_names(table)``): ``intensity`` (list<list<float32>>,
+NaN = no label), ``au_id`` (list<list<int16>>, ids into ID_to_AU, -1 = no label), ``onset``,
+``apex``, ``offset``, ``occurrence`` (list<list<int8>>: 1 / 0, -1 = no label). Label row ``T``
+equals the feature row's ``n_frames`` for the same ``sample_id``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+
+from affectlab import storage
+from affectlab.errors import StorageError
+from affectlab.features.arrow import read_meta
+
+__all__ = [
+    "column_arrays",
+    "errors_uri",
+    "feature_names",
+    "label_names",
+    "latest_version",
+    "list_versions",
+    "load_errors",
+    "load_features",
+    "load_labels",
+    "load_vocab",
+    "set_dir",
+    "sidecar_dir",
+    "staging_dir",
+]
+
+
+def set_dir(out: str, kind: str, name: str, version: str | None = None) -> str:
+    """``<out>/<kind>/<name>[/version=<version>]`` (kind: features or labels)."""
+    base = storage.join(out, kind, name)
+    return storage.join(base, f"version={version}") if version else base
+
+
+def sidecar_dir(out: str, what: str, name: str, version: str) -> str:
+    """``<out>/<what>/<name>/version=<version>`` for stats / vocab files of a set version."""
+    return storage.join(out, what, name, f"version={version}")
+
+
+def staging_dir(out: str, kind: str, name: str, version: str) -> str:
+    """Hidden work area of one set version (removed when a run starts and when it ends)."""
+    return storage.join(out, "_staging", kind, name, f"version={version}")
+
+
+def errors_uri(out: str, stage: str, version: str) -> str:
+    """``<out>/errors/<stage>-<version>.parquet``."""
+    return storage.join(out, "errors", f"{stage}-{version}.parquet")
+
+
+def list_versions(out: str, kind: str, name: str) -> list[str]:
+    """Versions present under ``<out>/<kind>/<name>/`` (sorted)."""
+    fs, path = storage.filesystem(set_dir(out, kind, name))
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return sorted(
+        i.base_name.split("=", 1)[1]
+        for i in infos
+        if i.type == pafs.FileType.Directory and i.base_name.startswith("version=")
+    )
+
+
+def latest_version(out: str, kind: str, name: str) -> str:
+    """The newest version of a set (from ``_latest.json``, else the only one present).
+
+    Raises:
+        StorageError: Nothing was written for this set, or several versions and no marker.
+    """
+    marker = storage.join(set_dir(out, kind, name), "_latest.json")
+    if storage.exists(marker):
+        return json.loads(storage.read_text(marker))["version"]
+    versions = list_versions(out, kind, name)
+    if len(versions) == 1:
+        return versions[0]
+    where = set_dir(out, kind, name)
+    if not versions:
+        raise StorageError(f"no {kind} set {name!r} under {out} (looked in {where})")
+    raise StorageError(f"{where} holds versions {versions} and no _latest.json; pass version=")
+
+
+def _load(out: str, kind: str, name: str, version: str | None, columns: list[str] | None) -> pa.Table:
+    version = version or latest_version(out, kind, name)
+    uri = set_dir(out, kind, name, version)
+    if not storage.list_files(uri, suffix=".parquet"):
+        raise StorageError(f"no Parquet files in {uri}")
+    return storage.read_parquet(uri, columns=columns)
+
+
+def load_features(out: str, name: str, *, version: str | None = None, columns: list[str] | None = None) -> pa.Table:
+    """Read one feature set (one version; the latest by default) as a pyarrow Table.
+
+    See the module docstring for columns; ``feature_names(table)`` gives the D names.
+    """
+    return _load(out, "features", name, version, columns)
+
+
+def load_labels(out: str, name: str = "au", *, version: str | None = None, columns: list[str] | None = None) -> pa.Table:
+    """Read one label set (default ``au``; latest version by default) as a pyarrow Table."""
+    return _load(out, "labels", name, version, columns)
+
+
+def load_errors(out: str) -> pa.Table:
+    """All error rows (``sample_id, stage, error, message, path, version``); empty if none."""
+    if not storage.list_files(storage.join(out, "errors"), suffix=".parquet"):
+        return pa.table({k: pa.array([], pa.string()) for k in ("sample_id", "stage", "error", "message", "path", "version")})
+    return storage.read_parquet(storage.join(out, "errors"))
+
+
+def load_vocab(out: str, name: str, *, version: str | None = None, kind: str | None = None) -> dict[str, Any]:
+    """The vocabulary JSON of a set (``au`` labels or ``egemaps`` F0), with integer ids restored."""
+    kind = kind or ("labels" if name == "au" else "features")
+    version = version or latest_version(out, kind, name)
+    data = json.loads(storage.read_text(storage.join(sidecar_dir(out, "vocab", name, version), "vocab.json")))
+    for key in ("ID_to_AU", "ID_to_F0"):
+        if key in data:
+            data[key] = {int(k): v for k, v in data[key].items()}
+    return data
+
+
+def feature_names(table_or_schema: pa.Table | pa.Schema, column: str = "features") -> list[str]:
+    """Names of the D columns of a T x D feature column, from the schema metadata."""
+    schema = table_or_schema.schema if isinstance(table_or_schema, pa.Table) else table_or_schema
+    return list(read_meta(schema).get("columns", {}).get(column, []))
+
+
+def label_names(table_or_schema: pa.Table | pa.Schema) -> list[str]:
+    """Names of the K label columns (e.g. AU01 ... AU17) of a label table."""
+    return feature_names(table_or_schema, "intensity")
+
+
+def column_arrays(table: pa.Table, column: str, dtype: Any = np.float32) -> list[np.ndarray]:
+    """One numpy array per row of a nested-list column: ``(T, D)`` for list<list>, ``(T,)`` for list."""
+    chunked = table.column(column).combine_chunks()
+    out = []
+    depth = 0
+    t: pa.DataType = chunked.type
+    while pa.types.is_list(t) or pa.types.is_large_list(t):
+        depth, t = depth + 1, t.value_type
+    for i in range(len(chunked)):
+        cell = chunked[i]
+        if not cell.is_valid:
+            out.append(np.empty((0,), dtype))
+            continue
+        values = cell.values
+        if depth == 2:
+            n_rows = len(values)
+            flat = pc.list_flatten(values).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+            out.append(flat.reshape(n_rows, -1) if n_rows else np.empty((0, 0), dtype))
+        else:
+            out.append(values.to_numpy(zero_copy_only=False).astype(dtype, copy=False))
+    return out

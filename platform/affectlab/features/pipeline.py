@@ -1,0 +1,385 @@
+"""The generic preprocessing stage runner: manifest -> extractors on Ray Data -> Parquet.
+
+:func:`run_stage` runs any :class:`~affectlab.features.base.Extractor` over a manifest; the
+audio sets (:mod:`affectlab.features.audio`), the AU labels (:mod:`affectlab.features.au_labels`)
+and the video stages all use it. What it does, in order:
+
+1. Identity: ``<v> = "v" + params_hash(name, version, params)``. The output goes to
+   ``<out>/<kind>/<name>/version=<v>/`` (see :mod:`affectlab.features.io`), so changed
+   parameters never mix with old output.
+2. Resume: ``sample_id``\\ s already committed under that directory are skipped; so are rows
+   lacking a required column (``extractor_cls.requires``; counted as not applicable).
+3. Extraction: the remaining rows (local files largest first) are cut into small blocks and
+   streamed through ``Dataset.map_batches``. The extractor is constructed **once per Ray worker
+   process** and then called with ``process(row)`` for every row of every block it gets:
+
+   - ``strategy="tasks"`` (default): ``TaskPoolStrategy(size=workers)``; the extractor is
+     cached in the worker process, so later blocks, later stages' re-runs and later runs in
+     the same Ray session reuse it (a different stage replaces it). Ray keeps its task workers
+     alive, so a stage starts in ~0.1 s instead of spawning processes.
+   - ``strategy="actors"``: ``ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)``,
+     the callable-class pattern; each run starts its actors (about 1-3 s here) and they die
+     with it. Use it for extractors that must not outlive the stage (e.g. large GPU models).
+
+   An exception in a row becomes an error row (``sample_id, stage, error`` = exception type,
+   ``message, path``); the other rows go on.
+4. Commit: each block's good rows are written by the worker as one Parquet file in the hidden
+   ``<out>/_staging/...``; as soon as the driver sees the block finish, the file is published
+   into the set directory (``storage.move_tree``: a local rename / S3 server-side copy, whole
+   files only). A run killed at any point leaves only whole, published files; the next run
+   cleans the staging area and skips what was published.
+5. ``<out>/errors/<stage>-<v>.parquet`` is replaced with this run's error rows and
+   ``<out>/<kind>/<name>/_latest.json`` records the version, extractor, parameters, counts and
+   timing of this run (per-set provenance; ``affectlab.preprocess`` adds the run-level file).
+
+Why the workers write the Parquet themselves instead of ``Dataset.write_parquet``: the schema
+stays plain ``list<list<float32>>`` (Ray would convert ragged numpy arrays to its tensor
+extension type, unreadable by plain pandas), failed rows leave the data stream without a second
+pass, and no separate write tasks compete for the CPUs the extractors use. Small blocks (about
+ten per worker) dispatched one at a time keep every worker busy to the end (measured in
+``benchmarks/preprocess_audio.py``). Memory stays bounded: a worker holds one block, the driver
+only the per-row summaries.
+
+Writing an extractor for this runner (helper for video stages)::
+
+    class MyExtractor:
+        kind = "features"            # or "labels": the top-level output directory
+        requires = ("video_path",)   # rows with any of these null are not applicable
+        path_column = "video_path"   # reported in error rows
+        num_cpus = 1.0               # per worker
+
+        @classmethod
+        def describe(cls, **kwargs) -> dict:   # optional: identity without heavy set-up
+            return {"name": "lips", "version": "1", "params": {...}}
+
+        def __init__(self, **kwargs): ...       # load models once per worker process
+        name = "lips"; version = "1"
+        def params(self) -> dict: ...
+        def metadata(self) -> dict: ...         # optional: {"columns": {"crops": [...names]}}
+        def process(self, row: dict) -> dict:   # raise MediaError for unusable input
+            return {"sample_id": ..., "subject": ..., "n_frames": T, "frame_rate_hz": 25.0,
+                    "duration_s": ..., "crops": np.ndarray(T, 96, 96, dtype=uint8)}
+
+    result = run_stage(manifest, MyExtractor, {"size": 96}, out="s3://bucket/prep")
+
+Numpy arrays in output rows become nested Arrow lists (:mod:`affectlab.features.arrow`);
+``duration_s`` (if present) is summed into ``StageResult.media_seconds``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from affectlab import storage
+from affectlab.errors import ConfigError
+from affectlab.features import io
+from affectlab.features.arrow import rows_to_table
+from affectlab.features.base import params_hash
+
+__all__ = ["ERROR_SCHEMA", "StageResult", "describe_extractor", "plan_blocks", "run_stage"]
+
+ERROR_SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("stage", pa.string()),
+        ("error", pa.string()),
+        ("message", pa.string()),
+        ("path", pa.string()),
+        ("version", pa.string()),
+    ]
+)
+_SUMMARY_SCHEMA = pa.schema(
+    [("sample_id", pa.string()), ("ok", pa.bool_()), ("error", pa.string()), ("message", pa.string()),
+     ("path", pa.string()), ("media_seconds", pa.float64()), ("part", pa.string())]
+)
+# storage settings handed to the workers of an embedded local Ray (see _worker_env)
+_STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE",
+                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+STRATEGIES = ("tasks", "actors")
+MAX_ROWS_PER_BLOCK = 16
+BLOCKS_PER_WORKER = 10
+
+
+@dataclass
+class StageResult:
+    """What one :func:`run_stage` call did."""
+
+    kind: str
+    feature_set: str
+    version: str
+    feature_dir: str
+    extractor: str
+    extractor_version: str
+    params: dict[str, Any]
+    n_ok: int = 0
+    n_skipped: int = 0
+    n_failed: int = 0
+    n_not_applicable: int = 0
+    seconds: float = 0.0
+    media_seconds: float = 0.0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def files_per_second(self) -> float:
+        """Recordings processed (ok + failed) per wall-clock second."""
+        return (self.n_ok + self.n_failed) / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (for provenance)."""
+        data = asdict(self)
+        data["errors"] = data["errors"][:50]
+        return data
+
+    def summary_line(self) -> str:
+        """One line: ok / skipped / failed, hours of audio, throughput."""
+        return (
+            f"{self.kind}/{self.feature_set} {self.version}: ok {self.n_ok}  skipped {self.n_skipped}  "
+            f"failed {self.n_failed}  n/a {self.n_not_applicable}  {self.media_seconds / 3600:.3f} h media  "
+            f"{self.seconds:.1f} s  {self.files_per_second:.1f} files/s  "
+            f"({self.media_seconds / self.seconds if self.seconds else 0:.0f}x real time)"
+        )
+
+
+def describe_extractor(extractor_cls: type, extractor_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``{"name", "version", "params"}`` via ``describe`` if defined, else a throw-away instance."""
+    if hasattr(extractor_cls, "describe"):
+        return dict(extractor_cls.describe(**extractor_kwargs))
+    inst = extractor_cls(**extractor_kwargs)
+    return {"name": inst.name, "version": inst.version, "params": inst.params()}
+
+
+def plan_blocks(n_rows: int, num_workers: int, batch_size: int | None = None) -> int:
+    """Rows per Ray Data block: ``batch_size`` if given, else ~10 blocks per worker, at most 16."""
+    if batch_size is not None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
+        return batch_size
+    return max(1, min(MAX_ROWS_PER_BLOCK, math.ceil(n_rows / max(1, num_workers * BLOCKS_PER_WORKER))))
+
+
+class _StageWorker:
+    """Ray Data callable class: one extractor per actor; one staged Parquet file per block."""
+
+    def __init__(self, extractor_cls: type, extractor_kwargs: dict[str, Any], staging: str, stage: str) -> None:
+        self.extractor = extractor_cls(**extractor_kwargs)
+        self.staging = staging
+        self.stage = stage
+        self.path_column = getattr(extractor_cls, "path_column", None) or (getattr(extractor_cls, "requires", ()) or [None])[0]
+        meta = self.extractor.metadata() if hasattr(self.extractor, "metadata") else {}
+        self.meta = {**meta, "stage": stage, "params": self.extractor.params(), "extractor_version": self.extractor.version}
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        good: list[dict[str, Any]] = []
+        summary: list[dict[str, Any]] = []
+        for row in batch.to_pylist():
+            path = row.get(self.path_column) if self.path_column else None
+            try:
+                out = self.extractor.process(row)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes an error row
+                summary.append(_summary(row["sample_id"], False, type(exc).__name__, str(exc)[:2000], path, 0.0))
+                continue
+            good.append(out)
+            summary.append(_summary(row["sample_id"], True, None, None, path, float(out.get("duration_s") or 0.0)))
+        part = None
+        if good:
+            batch_dir = storage.join(self.staging, uuid.uuid4().hex)
+            part = storage.join(batch_dir, f"part-{uuid.uuid4().hex[:16]}.parquet")
+            storage.write_parquet(rows_to_table(good, self.meta), part)
+        for s in summary:
+            s["part"] = part if s["ok"] else None
+        return pa.Table.from_pylist(summary, schema=_SUMMARY_SCHEMA)
+
+
+_WORKER_CACHE: dict[str, _StageWorker] = {}
+
+
+def _run_block(batch: pa.Table, *, extractor_cls: type, extractor_kwargs: dict[str, Any], staging: str, stage: str) -> pa.Table:
+    """``strategy="tasks"`` UDF: one extractor per Ray worker process, built on its first block
+    and kept for later blocks and later runs of the same stage (a different stage replaces it)."""
+    key = f"{extractor_cls.__module__}.{extractor_cls.__qualname__}:{json.dumps(extractor_kwargs, sort_keys=True, default=str)}"
+    worker = _WORKER_CACHE.get(key)
+    if worker is None:
+        _WORKER_CACHE.clear()
+        worker = _WORKER_CACHE[key] = _StageWorker(extractor_cls, extractor_kwargs, staging, stage)
+    worker.staging = staging
+    return worker(batch)
+
+
+def _summary(sample_id: str, ok: bool, error: str | None, message: str | None, path: str | None, media: float) -> dict[str, Any]:
+    return {"sample_id": sample_id, "ok": ok, "error": error, "message": message, "path": path, "media_seconds": media}
+
+
+def committed_ids(set_version_dir: str) -> set[str]:
+    """``sample_id``\\ s already published in a set-version directory."""
+    if not storage.list_files(set_version_dir, suffix=".parquet"):
+        return set()
+    return set(storage.read_parquet(set_version_dir, columns=["sample_id"]).column("sample_id").to_pylist())
+
+
+def _applicable(manifest: pa.Table, requires: tuple[str, ...]) -> pa.Table:
+    mask = pa.array([True] * manifest.num_rows)
+    for column in requires:
+        if column not in manifest.column_names:
+            return manifest.slice(0, 0)
+        mask = pc.and_(mask, pc.is_valid(manifest.column(column)))
+    return manifest.filter(mask)
+
+
+def run_stage(
+    manifest: pa.Table,
+    extractor_cls: type,
+    extractor_kwargs: dict[str, Any] | None = None,
+    *,
+    out: str,
+    strict: bool = False,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    progress: bool = True,
+    strategy: str = "tasks",
+) -> StageResult:
+    """Run one extractor over a manifest with Ray Data and commit its Parquet output.
+
+    Args:
+        manifest: Manifest table (:mod:`affectlab.data.manifest`), one row per recording.
+        extractor_cls: Extractor class (see module docstring); constructed once per worker.
+        extractor_kwargs: Keyword arguments for the class (they determine its params/version).
+        out: Output root, local path or ``s3://`` URI.
+        strict: Accepted for symmetry with the CLI; failures never raise here (the caller
+            decides on the exit code from ``n_failed``).
+        batch_size: Rows per block (= per staged file); default ~10 blocks per worker, <= 16.
+        num_workers: Actors (default: the cluster's CPUs / ``extractor_cls.num_cpus``).
+        progress: Show Ray Data's progress bars.
+        strategy: ``"tasks"`` (extractor cached per worker process) or ``"actors"`` (an actor
+            pool per run); see the module docstring.
+
+    Returns:
+        A :class:`StageResult`; ``errors`` holds the failed rows of this run.
+
+    Raises:
+        ConfigError: Bad ``batch_size`` / ``num_workers`` / ``strategy``.
+    """
+    del strict  # failures are reported in the result and errors/, never raised per row
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    kwargs = dict(extractor_kwargs or {})
+    ident = describe_extractor(extractor_cls, kwargs)
+    name, kind = ident["name"], getattr(extractor_cls, "kind", "features")
+    version = "v" + params_hash(name, str(ident["version"]), ident["params"])
+    final = io.set_dir(out, kind, name, version)
+    result = StageResult(kind, name, version, final, f"{extractor_cls.__module__}.{extractor_cls.__qualname__}",
+                         str(ident["version"]), ident["params"])
+    start = time.perf_counter()
+    applicable = _applicable(manifest, tuple(getattr(extractor_cls, "requires", ())))
+    result.n_not_applicable = manifest.num_rows - applicable.num_rows
+    done = committed_ids(final)
+    todo = applicable.filter(pc.invert(pc.is_in(applicable.column("sample_id"), pa.array(sorted(done), pa.string()))))
+    result.n_skipped = applicable.num_rows - todo.num_rows
+    staging = io.staging_dir(out, kind, name, version)
+    storage.remove(staging)
+    if todo.num_rows:
+        _execute(todo, extractor_cls, kwargs, final, storage.join(staging, uuid.uuid4().hex), name, result,
+                 batch_size=batch_size, num_workers=num_workers, progress=progress, strategy=strategy)
+    storage.remove(staging)
+    _write_errors(out, name, version, result.errors)
+    result.seconds = time.perf_counter() - start
+    marker = {**result.to_dict(), "errors": len(result.errors), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    storage.write_text(storage.join(io.set_dir(out, kind, name), "_latest.json"), json.dumps(marker, indent=1, default=str))
+    return result
+
+
+def _execute(todo: pa.Table, extractor_cls: type, kwargs: dict[str, Any], final: str, staging: str, stage: str,
+             result: StageResult, *, batch_size: int | None, num_workers: int | None, progress: bool,
+             strategy: str) -> None:
+    """Stream ``todo`` through the extractor workers and publish each block's file as it lands."""
+    import ray
+
+    cpus = float(getattr(extractor_cls, "num_cpus", 1.0))
+    if num_workers is not None and num_workers < 1:
+        raise ConfigError(f"num_workers: must be >= 1, got {num_workers}")
+    available = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
+    todo = _largest_first(todo, getattr(extractor_cls, "path_column", None))
+    rows = plan_blocks(todo.num_rows, num_workers or available, batch_size)
+    n_blocks = math.ceil(todo.num_rows / rows)
+    ray.data.DataContext.get_current().enable_progress_bars = progress
+    size = max(1, min(num_workers or available, n_blocks))
+    udf_kwargs = {"extractor_cls": extractor_cls, "extractor_kwargs": kwargs, "staging": staging, "stage": stage}
+    if strategy == "actors":
+        # one block in flight per actor: an idle actor takes the next block, so both finish together
+        udf: Any = _StageWorker
+        options: dict[str, Any] = {"fn_constructor_kwargs": udf_kwargs,
+                                   "compute": ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1)}
+    else:
+        udf, options = _run_block, {"fn_kwargs": udf_kwargs, "compute": ray.data.TaskPoolStrategy(size=size)}
+    # from_items builds the blocks in this process; from_arrow would run one remote task per
+    # block just to read back its schema (seconds on a busy 2-core machine)
+    ds = ray.data.from_items(todo.to_pylist(), override_num_blocks=n_blocks).map_batches(
+        udf, batch_size=None, batch_format="pyarrow", zero_copy_batch=True, num_cpus=cpus,
+        **options, **_worker_env(todo, final),
+    )
+    for summary in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        _collect(summary.to_pylist(), final, result)
+
+
+def _largest_first(todo: pa.Table, column: str | None) -> pa.Table:
+    """Local inputs sorted by file size, largest first: the last blocks are the short ones, so
+    the workers finish together (no tail where one actor works alone). Remote inputs keep
+    their order (sizes would cost a request per object)."""
+    if not column or column not in todo.column_names:
+        return todo
+    paths = todo.column(column).to_pylist()
+    if any(p is None or storage.is_remote(p) for p in paths):
+        return todo
+    sizes = [os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths]
+    return todo.take(sorted(range(len(paths)), key=lambda i: -sizes[i]))
+
+
+def _collect(rows: list[dict[str, Any]], final: str, result: StageResult) -> None:
+    """Count one block's summary rows and publish its staged file (whole files only)."""
+    parts = {row["part"] for row in rows if row["ok"]}
+    for part in parts:
+        storage.move_tree(part.rsplit("/", 1)[0], final)
+    for row in rows:
+        if row["ok"]:
+            result.n_ok += 1
+            result.media_seconds += row["media_seconds"] or 0.0
+        else:
+            result.n_failed += 1
+            result.errors.append({k: row[k] for k in ("sample_id", "error", "message", "path")})
+
+
+def _worker_env(todo: pa.Table, final: str) -> dict[str, Any]:
+    """Ray remote args giving the actors this process's S3 settings, when S3 is involved.
+
+    Workers of an embedded local Ray inherit the environment of the moment Ray started; S3
+    settings made later (a notebook, a test fixture) would be missing. On the local machine we
+    pass them along (they never leave it); on a cluster (``RAY_ADDRESS``) the nodes' own
+    environment / instance role must provide them and nothing is forwarded.
+    """
+    from affectlab.runtime import where_ray_runs
+
+    media = [c for c in ("audio_path", "video_path", "labels_path") if c in todo.column_names]
+    remote = storage.is_remote(final) or any(
+        str(v).startswith("s3://") for c in media for v in todo.column(c).drop_null()[:1].to_pylist()
+    )
+    if not remote or where_ray_runs().mode != "local":
+        return {}
+    env = {k: os.environ[k] for k in _STORAGE_ENV if os.environ.get(k)}
+    return {"runtime_env": {"env_vars": env}} if env else {}
+
+
+def _write_errors(out: str, stage: str, version: str, errors: list[dict[str, Any]]) -> None:
+    uri = io.errors_uri(out, stage, version)
+    if not errors:
+        storage.remove(uri)
+        return
+    rows = [{**e, "stage": stage, "version": version} for e in errors]
+    storage.write_parquet(pa.Table.from_pylist(rows, schema=ERROR_SCHEMA), uri)

@@ -1,0 +1,303 @@
+"""Experiment files: a ``base`` training config plus optional ``space`` / ``tune`` sections.
+
+An experiment file (``search_spaces/<name>.yaml``) looks like::
+
+    base:                 # ExperimentConfig: what `affectlab train` and `affectlab cv` run
+      data: {features: out/demo, feature_set: egemaps, target: {au: AU17, kind: occurrence}}
+      model: {name: enc_interatt_dec, kwargs: {hidden: 20}}
+      training: {lr: 1e-4, batch_size: 32, max_epochs: 100, patience: 5}
+      scaling: {runner: ray_train, num_workers: 1, use_gpu: false}
+    space: {...}          # sweep space: passed through untouched (validated by affectlab.tuning)
+    tune: {...}           # sweep settings: passed through untouched (validated by affectlab.tuning)
+
+Any other top-level key is an error. ``--set training.lr=1e-3`` overrides a key of ``base``
+(``--set base.training.lr=1e-3`` works too; ``--set space...`` / ``--set tune...`` reach those
+sections). Every problem in ``base`` is reported at once, naming the dotted key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from affectlab.config import StrictModel, apply_overrides, load_yaml, validate
+from affectlab.errors import ConfigError
+
+__all__ = [
+    "CheckpointSettings",
+    "DataConfig",
+    "Experiment",
+    "ExperimentConfig",
+    "FailureSettings",
+    "ModelConfig",
+    "ScalingSettings",
+    "TargetConfig",
+    "TrainingSettings",
+    "ValidationSplit",
+    "load_experiment",
+    "parse_experiment",
+]
+
+PASSTHROUGH_SECTIONS = ("space", "tune")
+KINDS = ("onset", "apex", "offset", "occurrence")
+SEQ2SEQ_MODELS = ("f0_to_au",)  # models whose outputs are token sequences, not frame logits
+
+
+class TargetConfig(StrictModel):
+    """Which label to predict: an AU (``AU17``) and, for frame classification, its class."""
+
+    au: str = Field(default="AU17", pattern=r"^AU\d{1,2}$")
+    kind: Literal["onset", "apex", "offset", "occurrence"] = "occurrence"
+
+
+class ValidationSplit(StrictModel):
+    """Held-out data for early stopping, always taken from the training subjects.
+
+    ``subjects`` training subjects (chosen with the training seed) are held out; when
+    ``subjects`` is 0, a ``fraction`` of the training recordings is held out instead.
+    """
+
+    subjects: int = Field(default=1, ge=0)
+    fraction: float = Field(default=0.2, gt=0, lt=1)
+
+
+class DataConfig(StrictModel):
+    """Where the preprocessed features and labels are and how to turn them into windows."""
+
+    features: str = Field(min_length=1, description="preprocess output directory (path or s3:// URI)")
+    feature_set: str = Field(default="egemaps", min_length=1)
+    label_set: str | None = Field(default=None, description="labels/<set>; default: au")
+    task: Literal["au", "f0_to_au"] = "au"
+    target: TargetConfig = TargetConfig()
+    normalisation: Literal["per_speaker", "global", "none"] = "per_speaker"
+    rate: Literal["labels", "features"] = Field(
+        default="labels", description="train at the annotation rate (25 Hz AUs) or the feature rate (100 Hz)"
+    )
+    max_steps: int = Field(default=100, ge=2, le=10000)
+    test_subjects: tuple[str, ...] = ()
+    validation: ValidationSplit = ValidationSplit()
+    subjects: tuple[str, ...] | None = Field(default=None, description="restrict to these subjects")
+
+
+class ModelConfig(StrictModel):
+    """A model from the registry ``affectlab.models.MODELS`` and its builder keywords.
+
+    The builder validates the keywords, including the regularisation weights of the seed-003
+    models (``l2_kernel``, ``l1_bias``, ``attention_reg``); keywords that come from the data
+    (``input_dim``, vocabulary sizes, SOS/EOS ids) are filled in by the trainer.
+    """
+
+    name: str = "enc_interatt_dec"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, value: str) -> str:
+        from affectlab.models import MODELS
+
+        if value not in MODELS:
+            raise ValueError(f"unknown model {value!r}; known: {', '.join(sorted(MODELS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _valid_kwargs(self) -> ModelConfig:
+        problems = model_problems(self.name, self.kwargs)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class TrainingSettings(StrictModel):
+    """Optimisation and early stopping (defaults: 003, IV-C)."""
+
+    lr: float = Field(default=1e-4, gt=0, le=1)
+    batch_size: int = Field(default=32, ge=1)
+    max_epochs: int = Field(default=100, ge=1)
+    patience: int = Field(default=5, ge=1)
+    prev_rounds: int = Field(default=15, ge=1)
+    last_top_results: int = Field(default=10, ge=1)
+    monitor: Literal["val_uar", "val_loss", "val_ccc", "val_mae"] = Field(
+        default="val_uar", description="early-stopping metric (uar/ccc: higher is better; loss/mae: lower)"
+    )
+    seed: int = Field(default=0, ge=0)
+    class_weights: bool = True
+    regularisation: bool = Field(
+        default=True, description="add model.regularization_loss() (weights are model kwargs)"
+    )
+    grad_clip: float | None = Field(default=None, gt=0)
+    amp: bool = Field(default=False, description="mixed precision; only used on CUDA")
+    teacher_forcing: bool = Field(default=True, description="f0_to_au: feed ground truth while training")
+    scheduled_sampling: float = Field(
+        default=0.0, ge=0, le=1, description="f0_to_au: probability of feeding the model's own previous token"
+    )
+    decode: Literal["greedy", "beam"] = "greedy"
+    beam_size: int = Field(default=4, ge=1)
+
+
+class ScalingSettings(StrictModel):
+    """Where the epochs run.
+
+    ``runner: ray_train`` uses a TorchTrainer (DDP over ``num_workers``); ``in_process`` runs the
+    same epoch code in the calling process (no worker start-up: for CV grids and sweeps).
+    """
+
+    runner: Literal["ray_train", "in_process"] = "ray_train"
+    num_workers: int = Field(default=1, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(default=1, gt=0)
+    torch_threads: int | None = Field(default=None, ge=1, description="torch threads per worker")
+    poll_interval_s: float = Field(
+        default=0.1, gt=0, le=60,
+        description="ray_train: how often the controller collects worker reports (Ray's default, 2 s, "
+        "throttles every epoch shorter than that to 2 s); RAY_TRAIN_HEALTH_CHECK_INTERVAL_S wins if set",
+    )
+
+
+class CheckpointSettings(StrictModel):
+    """Checkpoints: one per epoch; Ray Train keeps the latest ``num_to_keep``."""
+
+    num_to_keep: int | None = Field(default=2, ge=1)
+
+
+class FailureSettings(StrictModel):
+    """Worker fault tolerance (Ray Train ``FailureConfig``) and a failure drill for tests."""
+
+    max_failures: int = Field(default=1, ge=-1)
+    inject_at_epoch: int | None = Field(
+        default=None, ge=0, description="kill the worker once, after this epoch's checkpoint (drill)"
+    )
+
+
+class ExperimentConfig(StrictModel):
+    """One training configuration: the ``base`` section of an experiment file."""
+
+    name: str = Field(default="experiment", pattern=r"^[A-Za-z0-9_.=-]+$")
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingSettings = TrainingSettings()
+    scaling: ScalingSettings = ScalingSettings()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    failure: FailureSettings = FailureSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        seq2seq = self.model.name in SEQ2SEQ_MODELS
+        if (self.data.task == "f0_to_au") != seq2seq:
+            raise ValueError(
+                f"data.task={self.data.task!r} does not fit model.name={self.model.name!r}: "
+                f"task 'f0_to_au' needs a model in {list(SEQ2SEQ_MODELS)}, task 'au' any other model"
+            )
+        if self.training.monitor in ("val_ccc", "val_mae") and not seq2seq:
+            raise ValueError(f"training.monitor={self.training.monitor!r} needs task 'f0_to_au'; use val_uar or val_loss")
+        if self.data.subjects is not None and not set(self.data.test_subjects) <= set(self.data.subjects):
+            raise ValueError(f"data.test_subjects {list(self.data.test_subjects)} must be among data.subjects")
+        return self
+
+    @field_validator("name")
+    @classmethod
+    def _short(cls, value: str) -> str:
+        if len(value) > 120:
+            raise ValueError("name is longer than 120 characters")
+        return value
+
+
+# keywords the trainer fills in from the data (feature size, vocabularies); configs must not set them
+DATA_KWARGS: dict[str, dict[str, Any]] = {
+    "au": {"input_dim": 4},
+    "f0_to_au": {"au_vocab_size": 16, "f0_vocab_size": 16, "sos_id": 0, "eos_id": 1},
+}
+
+
+def model_problems(name: str, kwargs: Mapping[str, Any]) -> list[str]:
+    """Problems with a model name and its builder keywords (empty when fine).
+
+    The builder itself validates the keywords: a throw-away model is built with placeholder
+    sizes for the keywords that come from the data (:data:`DATA_KWARGS`).
+    """
+    from affectlab.errors import AffectlabError
+    from affectlab.models import MODELS, build_model
+
+    if name not in MODELS:
+        return [f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}"]
+    filled = DATA_KWARGS["f0_to_au" if name in SEQ2SEQ_MODELS else "au"]
+    reserved = [k for k in kwargs if k in filled]
+    if reserved:
+        return [f"model.kwargs: {reserved} are filled in from the data; remove them"]
+    try:
+        build_model(name, **filled, **kwargs)
+    except AffectlabError as exc:
+        return [str(exc).replace("\n", " ")]
+    except (TypeError, ValueError) as exc:
+        return [f"model {name!r}: {exc}"]
+    return []
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A loaded experiment file: the validated ``base`` and the passthrough sections."""
+
+    base: ExperimentConfig
+    space: dict[str, Any] | None
+    tune: dict[str, Any] | None
+    source: str
+
+
+def _route_overrides(overrides: Iterable[str]) -> list[str]:
+    """Overrides without a section prefix address ``base``."""
+    routed = []
+    for item in overrides:
+        head = item.split("=", 1)[0].strip().split(".", 1)[0]
+        routed.append(item if head in ("base", *PASSTHROUGH_SECTIONS) else f"base.{item}")
+    return routed
+
+
+def parse_experiment(data: Mapping[str, Any], *, source: str = "<experiment>", overrides: Iterable[str] = ()) -> Experiment:
+    """Validate an experiment mapping (see the module docstring for its shape).
+
+    Raises:
+        ConfigError: Unknown top-level keys, a missing ``base``, or any problem inside ``base``
+            (all reported at once).
+    """
+    data = apply_overrides(data, _route_overrides(overrides))
+    allowed = ("base", *PASSTHROUGH_SECTIONS)
+    unknown = [k for k in data if k not in allowed]
+    problems = [f"  - {k}: unknown top-level key; allowed: {', '.join(allowed)}" for k in unknown]
+    if "base" not in data:
+        problems.append("  - base: required key is missing")
+    for key in PASSTHROUGH_SECTIONS:
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            problems.append(f"  - {key}: must be a mapping, got {type(data[key]).__name__}")
+    base: ExperimentConfig | None = None
+    if isinstance(data.get("base"), dict):
+        try:
+            base = validate(ExperimentConfig, data["base"], source=source)
+        except ConfigError as exc:
+            problems.extend("  - base." + line.strip()[2:] for line in str(exc).splitlines()[1:])
+    elif "base" in data:
+        problems.append(f"  - base: must be a mapping, got {type(data['base']).__name__}")
+    if problems or base is None:
+        raise ConfigError(f"{source}: {len(problems)} problem(s) in experiment file:\n" + "\n".join(problems))
+    return Experiment(base=base, space=data.get("space"), tune=data.get("tune"), source=source)
+
+
+def load_experiment(path: str, overrides: Iterable[str] = ()) -> Experiment:
+    """Load and validate an experiment file from a path or URI (see :func:`parse_experiment`)."""
+    return parse_experiment(load_yaml(path), source=path, overrides=overrides)
+
+
+def with_updates(config: ExperimentConfig, updates: Mapping[str, Any]) -> ExperimentConfig:
+    """A copy of ``config`` with dotted-key ``updates`` applied and re-validated.
+
+    Example: ``with_updates(cfg, {"data.test_subjects": ["s01"], "training.lr": 1e-3})``.
+    """
+    items = [f"{key}={_yaml_scalar(value)}" for key, value in updates.items()]
+    return validate(ExperimentConfig, apply_overrides(config.model_dump(mode="json"), items), source="<updates>")
+
+
+def _yaml_scalar(value: Any) -> str:
+    import json
+
+    return json.dumps(value)  # JSON is YAML: lists, strings, numbers and null round-trip

@@ -1,0 +1,174 @@
+"""Read preprocessing output into per-recording arrays: the only module that knows its layout.
+
+Reads with :mod:`affectlab.features.io` (the layout is documented there): the feature set
+``features/<set>/`` (``features``: T x D at 100 Hz; ``f0_id``: quantized F0 for ``f0_to_au``),
+the label set ``labels/<set>/`` (``onset``/``apex``/``offset``/``occurrence``/``au_id``: T x K,
+sample-and-hold aligned to the feature frames; -1 = no label), the vocabularies and the
+per-subject feature statistics (``stats/<set>/``). Rows are joined on ``sample_id``.
+
+Rates (``data.rate``): ``labels`` (default) brings everything back to the annotation rate
+(``label_rate_hz``, 25 Hz for video AUs): features are averaged over the feature frames of each
+label frame and labels are taken at its first feature frame (exact under sample-and-hold);
+``features`` keeps the feature rate (100 Hz). Label columns are exposed per AU as
+``<AU>_<kind>`` (e.g. ``AU17_occurrence``) and ``<AU>_id`` (intensity tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from affectlab.errors import DatasetError, StorageError
+
+__all__ = ["Corpus", "load_corpus", "target_column"]
+
+KINDS = ("onset", "apex", "offset", "occurrence")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Per-recording arrays.
+
+    ``features[i]``: (T_i, D) float32, or (T_i,) int64 F0 tokens when ``is_token_input``;
+    ``labels[name][i]``: (T_i,) int64 with -1 where there is no label; ``stats``: per-subject
+    feature statistics (:class:`affectlab.features.normalize.SubjectStats`) or None.
+    """
+
+    sample_ids: list[str]
+    subjects: list[str]
+    features: list[np.ndarray]
+    labels: dict[str, list[np.ndarray]]
+    feature_names: list[str]
+    frame_rate_hz: float
+    vocab: dict[str, Any] | None = None
+    is_token_input: bool = False
+    stats: Any = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def restrict(self, subjects: Sequence[str]) -> Corpus:
+        """Only the recordings of ``subjects``."""
+        keep = [i for i, s in enumerate(self.subjects) if s in set(subjects)]
+        return replace(
+            self,
+            sample_ids=[self.sample_ids[i] for i in keep],
+            subjects=[self.subjects[i] for i in keep],
+            features=[self.features[i] for i in keep],
+            labels={k: [v[i] for i in keep] for k, v in self.labels.items()},
+        )
+
+    def num_classes(self, column: str) -> int:
+        """2 for binary AU classes; the AU vocabulary size for token columns."""
+        if column.endswith("_id") and self.vocab is not None:
+            return len(self.vocab["id_values"])
+        return 2
+
+    def model_kwargs(self, task: str) -> dict[str, Any]:
+        """Builder keywords that come from the data."""
+        if task == "f0_to_au":
+            v = self.vocab or {}
+            return {"au_vocab_size": len(v["id_values"]), "f0_vocab_size": int(v["f0_vocab_size"]),
+                    "sos_id": int(v["sos_id"]), "eos_id": int(v["eos_id"])}
+        return {"input_dim": int(self.features[0].shape[1])}
+
+
+def target_column(corpus: Corpus, task: str, au: str, kind: str) -> str:
+    """The label column of a target: ``AU17_occurrence``, or ``AU17_id`` for ``f0_to_au``.
+
+    Raises:
+        DatasetError: The column is not in the labels; lists the ones that are.
+    """
+    column = f"{au}_id" if task == "f0_to_au" else f"{au}_{kind}"
+    if column not in corpus.labels:
+        raise DatasetError(f"label column {column!r} not found; available: {', '.join(sorted(corpus.labels))}")
+    return column
+
+
+def _hold(x: np.ndarray, factor: int, length: int) -> np.ndarray:
+    """The first of every ``factor`` frames, ``length`` of them."""
+    return x[: length * factor : factor][:length]
+
+
+def _pool(x: np.ndarray, factor: int, length: int) -> np.ndarray:
+    """Mean over each block of ``factor`` frames (a short last block is edge-padded)."""
+    need = length * factor
+    if len(x) < need:
+        x = np.concatenate([x, np.repeat(x[-1:], need - len(x), axis=0)])
+    return np.nanmean(x[:need].reshape(length, factor, *x.shape[1:]), axis=1)
+
+
+def _label_columns(labels: Any, io: Any) -> dict[str, list[np.ndarray]]:
+    """``<AU>_<kind>`` and ``<AU>_id`` columns, one (T,) array per recording."""
+    names = io.label_names(labels)
+    out: dict[str, list[np.ndarray]] = {}
+    for kind, suffix in [*((k, k) for k in KINDS), ("au_id", "id")]:
+        if kind not in labels.column_names:
+            continue
+        arrays = io.column_arrays(labels, kind, np.int64)
+        for k, au in enumerate(names):
+            out[f"{au}_{suffix}"] = [a[:, k] if a.ndim == 2 and a.size else np.zeros(0, np.int64) for a in arrays]
+    return out
+
+
+def _vocab(root: str, feature_set: str, label_set: str, io: Any) -> dict[str, Any]:
+    au = io.load_vocab(root, label_set, kind="labels")
+    f0 = io.load_vocab(root, feature_set, kind="features")
+    id_to_au = au["ID_to_AU"]
+    values = [float("nan") if isinstance(id_to_au[i], str) else float(id_to_au[i]) for i in range(len(id_to_au))]
+    specials = {v: k for k, v in id_to_au.items() if isinstance(v, str)}
+    id_to_f0 = f0["ID_to_F0"]
+    f0_values = [float("nan") if isinstance(id_to_f0[i], str) else float(id_to_f0[i]) for i in range(len(id_to_f0))]
+    return {"id_values": values, "sos_id": specials["SOS"], "eos_id": specials["EOS"],
+            "f0_vocab_size": len(id_to_f0), "f0_values": f0_values}
+
+
+def load_corpus(data: Any) -> Corpus:
+    """Read and join the features and labels named by ``data`` (a ``DataConfig``).
+
+    Raises:
+        DatasetError: No features or labels, a missing F0 column, or no recording with both.
+    """
+    from affectlab.features import io
+    from affectlab.features.normalize import load_subject_stats
+
+    label_set = data.label_set or "au"
+    try:
+        feats = io.load_features(data.features, data.feature_set)
+        labels = io.load_labels(data.features, label_set)
+    except StorageError as exc:
+        raise DatasetError(f"{exc}; run `affectlab preprocess` first (data.features={data.features!r})") from exc
+    tokens = data.task == "f0_to_au"
+    if tokens and "f0_id" not in feats.column_names:
+        raise DatasetError(f"feature set {data.feature_set!r} has no f0_id column; use data.feature_set=egemaps")
+    xs = io.column_arrays(feats, "f0_id" if tokens else "features", np.int64 if tokens else np.float32)
+    ys = _label_columns(labels, io)
+    l_index = {sid: i for i, sid in enumerate(labels.column("sample_id").to_pylist())}
+    f_rate = float(feats.column("frame_rate_hz")[0].as_py())
+    l_rate = float(labels.column("label_rate_hz")[0].as_py()) if "label_rate_hz" in labels.column_names else f_rate
+    factor = max(1, int(round(f_rate / l_rate))) if data.rate == "labels" else 1
+    keep, x_out, y_out = [], [], {k: [] for k in ys}
+    for i, sid in enumerate(feats.column("sample_id").to_pylist()):
+        j = l_index.get(sid)
+        if j is None or not len(xs[i]):
+            continue
+        length = min(len(xs[i]), *(len(v[j]) for v in ys.values())) // factor
+        if length < 1:
+            continue
+        keep.append(i)
+        x_out.append(_hold(xs[i], factor, length) if tokens else np.nan_to_num(_pool(xs[i], factor, length)).astype(np.float32))
+        for name in ys:
+            y_out[name].append(_hold(ys[name][j], factor, length))
+    if not keep:
+        raise DatasetError(f"no recording of {data.features!r} has both features ({data.feature_set}) and labels ({label_set})")
+    sample_ids, subjects = feats.column("sample_id").to_pylist(), feats.column("subject").to_pylist()
+    try:
+        stats = None if tokens else load_subject_stats(data.features, data.feature_set)
+    except (StorageError, FileNotFoundError):
+        stats = None
+    return Corpus(
+        sample_ids=[sample_ids[i] for i in keep], subjects=[str(subjects[i]) for i in keep], features=x_out,
+        labels=y_out, feature_names=["f0_id"] if tokens else io.feature_names(feats), frame_rate_hz=f_rate / factor,
+        vocab=_vocab(data.features, data.feature_set, label_set, io) if tokens else None, is_token_input=tokens, stats=stats,
+    )

@@ -1,0 +1,216 @@
+"""Cross-validation: one training per held-out subject x target (x architecture x feature set).
+
+:func:`run_cv` runs the grid as parallel Ray Tune trials (a ``grid_search`` over fold, target,
+architecture and feature set; one CPU per trial; the in-process trainer of
+:func:`affectlab.training.run.train`, so no worker start-up per training). Each fold holds out
+one subject for testing (LOSO); early stopping validates on a training subject (or a fraction of
+training recordings), never on the test subject: :func:`check_fold` raises
+:class:`~affectlab.training.splits.SubjectLeakageError` otherwise. The corpus of each feature set
+is read once on the driver and shared with the trials through the object store.
+
+Outputs under ``<out>/cv/``: ``folds.parquet`` (one row per training: test UAR, F1, epochs...),
+``runs/<trial>/`` (each training's outputs), the tables of :mod:`affectlab.training.tables`
+(``summary.parquet``, ``table1.*``, ``table2.*``) and ``timing.json`` (grid wall time vs the
+sum of the trainings' times).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from affectlab import storage
+from affectlab.errors import ConfigError
+from affectlab.training.config import KINDS, ExperimentConfig, with_updates
+from affectlab.training.corpus import Corpus, load_corpus, target_column
+from affectlab.training.splits import Fold, Split, SubjectLeakageError, check_disjoint, loso_folds, make_split
+
+__all__ = ["CVResult", "check_fold", "cv_configs", "run_cv"]
+
+FOLD_SCHEMES = ("loso",)
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """Per-training rows, the aggregated tables' location and the timing."""
+
+    rows: list[dict[str, Any]]
+    out: str
+    timing: dict[str, float]
+
+
+def check_fold(fold: Fold, split: Split) -> None:
+    """Raise unless the training's split tests exactly the fold's subjects and shares none.
+
+    Raises:
+        SubjectLeakageError: The test subject is in train or validation, or the split's test
+            subjects differ from the fold's.
+    """
+    check_disjoint(split)
+    if set(split.test) != set(fold.test):
+        raise SubjectLeakageError(f"fold {fold.name}: split tests {list(split.test)}, expected {list(fold.test)}")
+    leaked = set(fold.test) & (set(split.train) | set(split.val))
+    if leaked:
+        raise SubjectLeakageError(f"fold {fold.name}: test subject(s) {sorted(leaked)} also in train/validation")
+
+
+def _arch_kwargs(base: ExperimentConfig, arch: str) -> dict[str, Any]:
+    """The base model keywords that ``arch`` accepts (others belong to another architecture)."""
+    from affectlab.models import model_options
+
+    options = model_options(arch)
+    return {k: v for k, v in base.model.kwargs.items() if k in options}
+
+
+def cv_configs(base: ExperimentConfig, folds: Sequence[Fold], *, aus: Sequence[str], kinds: Sequence[str],
+               archs: Sequence[str], feature_sets: Sequence[str]) -> list[tuple[dict[str, Any], ExperimentConfig]]:
+    """Every (grid point, config) of the CV grid, validated up front (bad values fail before Ray).
+
+    Raises:
+        ConfigError: An unknown kind or architecture, or a config that does not validate.
+    """
+    bad = [k for k in kinds if k not in KINDS]
+    if bad:
+        raise ConfigError(f"--kinds: unknown {bad}; choose from {', '.join(KINDS)}")
+    out = []
+    for fs in feature_sets:
+        for arch in archs:
+            for au in aus:
+                for kind in kinds:
+                    for fold in folds:
+                        point = {"fold": fold.name, "test": list(fold.test), "au": au, "kind": kind, "arch": arch, "feature_set": fs}
+                        cfg = with_updates(base, {
+                            "name": f"{fold.name}_{au}_{kind}_{arch}_{fs}",
+                            "data.test_subjects": list(fold.test), "data.target.au": au, "data.target.kind": kind,
+                            "data.feature_set": fs, "model.name": arch, "model.kwargs": _arch_kwargs(base, arch),
+                            "scaling.runner": "in_process", "scaling.num_workers": 1, "scaling.torch_threads": 1,
+                        })
+                        out.append((point, cfg))
+    return out
+
+
+class _TuneMetrics:
+    """Reporter for CV trials: per-epoch metrics to Tune, no checkpoints (many small trainings)."""
+
+    wants_checkpoints = False
+
+    def __call__(self, metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+        from ray import tune
+
+        tune.report(dict(metrics))
+
+
+def _trial(params: dict[str, Any], *, configs: dict[str, dict], corpora: dict[str, Corpus], out: str) -> None:
+    """One CV training (a Tune function trainable)."""
+    from affectlab.training.run import train
+
+    key = params["key"]
+    point, cfg_json = configs[key]["point"], configs[key]["config"]
+    config = ExperimentConfig.model_validate(cfg_json)
+    corpus = corpora[point["feature_set"]]
+    fold = Fold(point["fold"], tuple(point["test"]))
+    planned = make_split(sorted(set(corpus.subjects)), config.data.test_subjects, val_subjects=config.data.validation.subjects,
+                         seed=config.training.seed, val_fraction=config.data.validation.fraction,
+                         samples_by_subject=_samples(corpus))
+    check_fold(fold, planned)  # before any training
+    result = train(config, out=storage.join(out, "cv", "runs", config.name), reporter=_TuneMetrics(), corpus=corpus)
+    check_fold(fold, result.split)  # and on the split the training actually used
+
+
+def _samples(corpus: Corpus) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for sid, subject in zip(corpus.sample_ids, corpus.subjects, strict=True):
+        out.setdefault(subject, []).append(sid)
+    return out
+
+
+def _rows(points: list[dict[str, Any]], out: str) -> list[dict[str, Any]]:
+    rows = []
+    for point, name in points:
+        summary = json.loads(storage.read_text(storage.join(out, "cv", "runs", name, "result.json")))
+        rows.append({
+            "fold": point["fold"], "test_subject": ",".join(point["test"]), "au": point["au"], "kind": point["kind"],
+            "arch": point["arch"], "feature_set": point["feature_set"],
+            **{k: summary["test"].get(f"test_{k}") for k in ("uar", "f1", "accuracy", "loss")},
+            "val_uar": summary["val"].get("val_uar"), "best_epoch": summary["best_epoch"], "epochs": summary["epochs"],
+            "wall_s": summary["wall_s"], "val_subjects": ",".join(summary["split"]["val"]),
+        })
+    return rows
+
+
+def run_cv(base: ExperimentConfig, *, out: str, folds: str = "loso", aus: Sequence[str] | None = None,
+           kinds: Sequence[str] | None = None, archs: Sequence[str] | None = None,
+           feature_sets: Sequence[str] | None = None, max_concurrent: int | None = None) -> CVResult:
+    """Run the CV grid as parallel Tune trials and write the tables (see module docstring).
+
+    Args:
+        base: The experiment's base config (its target, model and feature set are the defaults).
+        out: Output directory; results go under ``<out>/cv/``.
+        folds: Fold scheme (``loso``).
+        aus, kinds, archs, feature_sets: Grid axes (default: the base config's single value).
+        max_concurrent: Trials at once (default: the cluster's CPUs).
+
+    Returns:
+        The per-training rows, the output location and the timing.
+
+    Raises:
+        ConfigError: Unknown fold scheme, kinds or architectures.
+        DatasetError: Missing features or label columns, or fewer than 3 subjects.
+        SubjectLeakageError: A training's split shares a subject with its test fold.
+    """
+    import ray
+    from ray import tune
+
+    from affectlab.training.tables import write_tables
+
+    if folds not in FOLD_SCHEMES:
+        raise ConfigError(f"--folds {folds!r}: unknown fold scheme; known: {', '.join(FOLD_SCHEMES)}")
+    aus, kinds = list(aus or [base.data.target.au]), list(kinds or [base.data.target.kind])
+    archs, feature_sets = list(archs or [base.model.name]), list(feature_sets or [base.data.feature_set])
+    corpora = {fs: _load(base, fs) for fs in feature_sets}
+    subjects = sorted(set(corpora[feature_sets[0]].subjects))
+    for fs, corpus in corpora.items():
+        for au in aus:
+            for kind in kinds:
+                target_column(corpus, base.data.task, au, kind)
+    grid = cv_configs(base, loso_folds(subjects), aus=aus, kinds=kinds, archs=archs, feature_sets=feature_sets)
+    configs = {cfg.name: {"point": point, "config": cfg.model_dump(mode="json")} for point, cfg in grid}
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    trainable = tune.with_resources(tune.with_parameters(_trial, configs=configs, corpora=corpora, out=out), {"cpu": 1})
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"key": tune.grid_search(list(configs))},
+        # reuse_actors: a trial process trains many small models (imports and start-up paid once)
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or cpus, reuse_actors=True),
+        run_config=tune.RunConfig(name="cv", storage_path=_abs(storage.join(out, "cv", "tune")), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=0, fail_fast=True)),
+    )
+    started = time.perf_counter()
+    results = tuner.fit()
+    wall = time.perf_counter() - started
+    errors = [r.error for r in results if r.error is not None]
+    if errors:
+        raise errors[0]
+    rows = _rows([(point, cfg.name) for point, cfg in grid], out)
+    storage.write_parquet(pa.Table.from_pylist(rows), storage.join(out, "cv", "folds.parquet"))
+    trainings = sum(r["wall_s"] for r in rows)
+    timing = {"grid_wall_s": wall, "sum_training_s": trainings, "cpus": cpus, "trainings": len(rows),
+              "ideal_wall_s": trainings / min(cpus, max_concurrent or cpus), "ratio": wall / max(trainings / min(cpus, max_concurrent or cpus), 1e-9)}
+    storage.write_text(storage.join(out, "cv", "timing.json"), json.dumps(timing, indent=2))
+    write_tables(rows, storage.join(out, "cv"))
+    return CVResult(rows, storage.join(out, "cv"), timing)
+
+
+def _load(base: ExperimentConfig, feature_set: str) -> Corpus:
+    corpus = load_corpus(base.data.model_copy(update={"feature_set": feature_set}))
+    return corpus.restrict(base.data.subjects) if base.data.subjects is not None else corpus
+
+
+def _abs(uri: str) -> str:
+    return uri if storage.is_remote(uri) else os.path.abspath(uri)
