@@ -20,6 +20,13 @@ VERBS: dict[str, str] = {
     "info": "info",
     "config": "config_cmd",
     "datasets": "datasets_cmd",
+    "synth": "synth",
+    "preprocess": "preprocess",
+    "train": "train",
+    "cv": "cv",
+    "sweep": "sweep",
+    "report": "report",
+    "demo": "demo",
 }
 
 

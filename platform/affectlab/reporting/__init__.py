@@ -1,1 +1,101 @@
-"""affectlab.reporting."""
+"""Reports of runs, cross-validations and sweeps: Markdown, one static HTML page, PNG plots.
+
+>>> from affectlab.reporting import write_report
+>>> write_report("out/sweep")            # -> "out/sweep/report/index.html"
+
+:func:`write_report` recognises what an output directory holds (a sweep, a CV grid, a training
+run) and also looks one level down, so a directory holding several (the demo's) gets one report
+with a section for each.
+"""
+
+from __future__ import annotations
+
+import time
+
+from affectlab import storage
+from affectlab.errors import StorageError
+from affectlab.reporting.document import Document
+
+__all__ = ["find_outputs", "write_report"]
+
+KINDS = ("sweep", "cv", "run")
+
+
+def _kind(uri: str) -> str | None:
+    from affectlab.reporting.runs_section import is_cv, is_run
+    from affectlab.reporting.sweep_section import is_sweep
+
+    if is_sweep(uri):
+        return "sweep"
+    if is_cv(uri):
+        return "cv"
+    if is_run(uri):
+        return "run"
+    return None
+
+
+def _children(uri: str) -> list[str]:
+    import pyarrow.fs as pafs
+
+    fs, path = storage.filesystem(uri)
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    names = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+    return [storage.join(uri, n) for n in names if not n.startswith(("_", ".")) and n != "report"]
+
+
+def find_outputs(uri: str) -> list[tuple[str, str]]:
+    """``(kind, uri)`` of every output in ``uri`` itself and in its immediate subdirectories.
+
+    Raises:
+        StorageError: Nothing reportable was found.
+    """
+    found = []
+    own = _kind(uri)
+    if own is not None:
+        found.append((own, uri))
+    if own != "run":
+        for child in _children(uri):
+            kind = _kind(child)
+            if kind is not None:
+                found.append((kind, child))
+    if not found:
+        raise StorageError(
+            f"{uri}: no run (result.json + history.parquet), CV (cv/folds.parquet) or sweep (sweep.json) "
+            f"output here or one level down"
+        )
+    return found
+
+
+def write_report(uri: str, *, out: str | None = None) -> str:
+    """Write ``index.md``, ``index.html`` and the PNG plots for the outputs in ``uri``.
+
+    Args:
+        uri: A run, CV or sweep output directory (or a directory holding several).
+        out: Report directory (default: ``<uri>/report``).
+
+    Returns:
+        The path or URI of ``index.html``.
+
+    Raises:
+        StorageError: ``uri`` holds nothing to report.
+    """
+    from affectlab.reporting.runs_section import cv_section, run_section
+    from affectlab.reporting.sweep_section import sweep_section
+
+    out = out or storage.join(uri, "report")
+    outputs = find_outputs(uri)
+    doc = Document(f"affectlab report: {uri}")
+    doc.text(f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from {len(outputs)} output(s).")
+
+    def write_png(name: str, data: bytes) -> None:
+        storage.write_bytes(storage.join(out, name), data)
+
+    counts: dict[str, int] = {}
+    for kind, where in outputs:
+        counts[kind] = counts.get(kind, 0) + 1
+        prefix = f"{kind}{counts[kind]}"
+        section = {"sweep": sweep_section, "cv": cv_section, "run": run_section}[kind]
+        section(doc, where, write_png, prefix=prefix)
+    storage.write_text(storage.join(out, "index.md"), doc.to_markdown())
+    storage.write_text(storage.join(out, "index.html"), doc.to_html())
+    return storage.join(out, "index.html")

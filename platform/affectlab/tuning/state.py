@@ -1,0 +1,230 @@
+"""A sweep's durable state: its output layout, the Optuna study and the trial ledger.
+
+Layout of a sweep output ``<out>`` (a local path or ``s3://`` URI)::
+
+    <out>/sweep.json            what was asked: the sweep file (resolved), samples, fingerprint
+    <out>/optuna/study.journal  Optuna JournalStorage: every trial's params, values, state
+    <out>/ledger.jsonl          every trial event and per-epoch result (learning curves)
+    <out>/tune/part-NNN/        Ray Tune's experiment directory of each (resumed) run
+    <out>/trials/<trial_id>/    what each trial's training wrote
+    <out>/summary.json          best trial and counts, written at the end
+    <out>/best_config.yaml      the best configuration as a config `affectlab train` accepts
+
+The Optuna study is the source of truth for resuming: trials it holds as finished are never run
+again, trials it holds as running were interrupted and are queued to run again first, and the
+TPE sampler sees the whole history. Optuna's journal is an append-only local file; for ``s3://``
+outputs it (and the ledger) live in a local cache directory and are uploaded after every
+finished trial and at the end (``~/.cache/affectlab/sweeps/<hash of the URI>/``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from affectlab import storage
+from affectlab.errors import ConfigError, StorageError
+
+__all__ = ["StudyHistory", "SweepPaths", "check_output", "open_study", "prepare_history", "read_ledger", "write_spec"]
+
+STUDY_NAME = "affectlab-sweep"
+
+
+@dataclass(frozen=True)
+class SweepPaths:
+    """Where a sweep's files are: the output URI and the local working copies."""
+
+    out: str
+    local_dir: str  # the out dir itself when local; a cache directory for s3:// outputs
+
+    @classmethod
+    def for_output(cls, out: str) -> SweepPaths:
+        """Paths for the sweep output ``out``."""
+        if storage.is_remote(out):
+            digest = hashlib.sha256(out.rstrip("/").encode()).hexdigest()[:16]
+            cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+            return cls(out=out, local_dir=os.path.join(cache, "affectlab", "sweeps", digest))
+        return cls(out=out, local_dir=storage.filesystem(out)[1])
+
+    @property
+    def remote(self) -> bool:
+        return storage.is_remote(self.out)
+
+    @property
+    def journal(self) -> str:
+        return os.path.join(self.local_dir, "optuna", "study.journal")
+
+    @property
+    def ledger(self) -> str:
+        return os.path.join(self.local_dir, "ledger.jsonl")
+
+    @property
+    def spec_uri(self) -> str:
+        return storage.join(self.out, "sweep.json")
+
+    @property
+    def tune_dir(self) -> str:
+        return storage.join(self.out, "tune")
+
+    def trial_dir(self, trial_id: str) -> str:
+        return storage.join(self.out, "trials", trial_id)
+
+    def pull(self) -> None:
+        """Fetch the journal and ledger of an s3:// sweep into the local cache (resume)."""
+        if not self.remote:
+            return
+        for rel, local in (("optuna/study.journal", self.journal), ("ledger.jsonl", self.ledger)):
+            uri = storage.join(self.out, *rel.split("/"))
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            if storage.exists(uri):  # the uploaded copy is the published state
+                with open(local, "wb") as f:
+                    f.write(storage.read_bytes(uri))
+
+    def reset_local(self) -> None:
+        """Forget a cached journal and ledger (a new s3:// sweep must not inherit an old one)."""
+        if self.remote:
+            for local in (self.journal, self.ledger):
+                if os.path.exists(local):
+                    os.remove(local)
+
+    def push(self) -> None:
+        """Upload the journal and ledger of an s3:// sweep (a no-op for local outputs)."""
+        if not self.remote:
+            return
+        for rel, local in (("optuna/study.journal", self.journal), ("ledger.jsonl", self.ledger)):
+            if os.path.exists(local):
+                with open(local, "rb") as f:
+                    storage.write_bytes(storage.join(self.out, *rel.split("/")), f.read())
+
+
+def check_output(out: str, *, resume: bool) -> None:
+    """Fail fast (before any Ray work) when ``out`` cannot take a new sweep, or has none to resume.
+
+    Raises:
+        StorageError: A new sweep's output already holds a sweep, or a resume finds none.
+    """
+    exists = storage.exists(storage.join(out, "sweep.json"))
+    if exists and not resume:
+        raise StorageError(f"{out} already holds a sweep; pass --resume to continue it or choose another --out")
+    if resume and not exists:
+        raise StorageError(f"{out}: no sweep to resume (no sweep.json); run without --resume first")
+
+
+def write_spec(paths: SweepPaths, spec: dict[str, Any], *, resume: bool) -> dict[str, Any]:
+    """Record what the sweep is (new sweep) or check it against the recorded one (resume).
+
+    Returns:
+        The spec in force: for a resume, the recorded one with ``num_samples`` updated.
+
+    Raises:
+        StorageError: A new sweep's output already holds a sweep, or a resume finds none.
+        ConfigError: A resume's sweep file differs from the one the sweep started with.
+    """
+    check_output(paths.out, resume=resume)
+    if not resume:
+        storage.write_text(paths.spec_uri, json.dumps(spec, indent=2, sort_keys=True))
+        return spec
+    recorded = json.loads(storage.read_text(paths.spec_uri))
+    if recorded.get("fingerprint") != spec["fingerprint"]:
+        changed = [k for k in ("base", "space", "tune") if recorded.get(k) != spec.get(k)]
+        raise ConfigError(
+            f"{spec['source']}: differs from the sweep being resumed in {paths.out} "
+            f"(changed: {', '.join(changed) or 'settings'}); resume with the original file "
+            f"or start a new sweep in another --out"
+        )
+    recorded["num_samples"] = spec["num_samples"]
+    recorded.setdefault("resumed_at", []).append(time.strftime("%Y-%m-%dT%H:%M:%S"))
+    storage.write_text(paths.spec_uri, json.dumps(recorded, indent=2, sort_keys=True))
+    return recorded
+
+
+def open_study(paths: SweepPaths, *, direction: str) -> tuple[Any, Any]:
+    """Create or load the sweep's Optuna study in its journal file.
+
+    Returns:
+        ``(study, storage)``: the study and its ``JournalStorage``.
+    """
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    os.makedirs(os.path.dirname(paths.journal), exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    store = JournalStorage(JournalFileBackend(paths.journal))
+    study = optuna.create_study(study_name=STUDY_NAME, storage=store, direction=direction, load_if_exists=True)
+    return study, store
+
+
+@dataclass
+class StudyHistory:
+    """What earlier runs of a sweep left: finished trials, re-queued ones, per-epoch curves."""
+
+    finished: int = 0
+    requeued: int = 0
+    total_trials: int = 0
+    curves: dict[str, dict[int, float]] = field(default_factory=dict)
+
+
+def prepare_history(study: Any, paths: SweepPaths, metric: str) -> StudyHistory:
+    """Settle trials an interrupted driver left running and summarise the history.
+
+    Trials the study holds as RUNNING when no driver runs were interrupted: each is marked FAIL
+    and its parameters are enqueued, so the next run evaluates them first. COMPLETE and PRUNED
+    trials count towards the requested number of samples and are never run again; FAIL trials
+    (interrupted, or a training error) do not count.
+    """
+    from optuna.trial import TrialState
+
+    history = StudyHistory(total_trials=len(study.trials))
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state == TrialState.RUNNING:
+            study.tell(trial.number, state=TrialState.FAIL)
+            if trial.params:
+                study.enqueue_trial(trial.params, skip_if_exists=False)
+                history.requeued += 1
+        elif trial.state in (TrialState.COMPLETE, TrialState.PRUNED) and "duplicate_of" not in trial.user_attrs:
+            history.finished += 1  # (a duplicate stands for an earlier trial's result: not trained)
+    history.curves = _curves_from_ledger(read_ledger(paths.ledger), metric)
+    return history
+
+
+def read_ledger(path: str) -> list[dict[str, Any]]:
+    """Read ledger events (a torn last line from a killed driver is skipped)."""
+    if not os.path.exists(path):
+        return []
+    events = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return events
+
+
+def _curves_from_ledger(events: list[dict[str, Any]], metric: str) -> dict[str, dict[int, float]]:
+    """Per-iteration metric of every trial that finished (for seeding ASHA's rungs)."""
+    finished = {e["trial_id"] for e in events if e.get("event") in ("complete", "stopped")}
+    curves: dict[str, dict[int, float]] = {}
+    for event in events:
+        if event.get("event") == "result" and event["trial_id"] in finished:
+            value = event.get("metrics", {}).get(metric)
+            if isinstance(value, (int, float)):
+                curves.setdefault(event["trial_id"], {})[int(event["iteration"])] = float(value)
+    return curves
+
+
+def next_part(paths: SweepPaths) -> str:
+    """Name of the next Tune experiment directory under ``<out>/tune`` (``part-001``...)."""
+    fs, base = storage.filesystem(paths.tune_dir)
+    import pyarrow.fs as pafs
+
+    if fs.get_file_info(base).type == pafs.FileType.NotFound:
+        return "part-001"
+    names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(base)) if i.base_name.startswith("part-")]
+    numbers = [int(n.split("-")[1]) for n in names if n.split("-")[1].isdigit()]
+    return f"part-{max(numbers, default=0) + 1:03d}"

@@ -1,0 +1,181 @@
+"""`ray job submit` against a real local Ray head, with token authentication as a user sets it up.
+
+The head is started with the venv's ``ray start --head --block`` in its own process group, with
+an isolated HOME (so ``ray get-auth-token --generate`` writes the token there, not into the
+user's ~/.ray), its own --temp-dir and free ports for everything that would otherwise use a fixed
+default (dashboard agent, Ray client server). It is stopped by signalling that process (which
+shuts down its Ray processes) and then killing its process group; never with ``ray stop``, which
+stops every Ray cluster on the machine, including other users' and other tests'.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+RAY = str(VENV_BIN / "ray")
+PYTHON = str(Path(sys.executable).absolute())  # the job must run the venv's Python, not the system's
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Head:
+    """A running head node: its dashboard (job server) address and the client environment."""
+
+    address: str
+    env: dict[str, str]
+    temp_dir: Path
+
+
+def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"ray start exited with {proc.returncode}:\n{path.read_text(errors='replace')[-3000:]}")
+        time.sleep(1)
+    raise TimeoutError(f"ray start did not come up in {timeout_s} s:\n{path.read_text(errors='replace')[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen, temp_dir: Path) -> None:
+    """Stop the head started by this test, and nothing else."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)  # `ray start --block` drains and stops its processes
+        try:
+            proc.wait(timeout=15)  # then stop the rest hard: a test cluster need not drain
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # anything left in the head's own process group
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+    # Ray processes that left the group are still recognisable by this test's unique temp dir.
+    marker = str(temp_dir)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
+    """A local Ray head with token authentication (Ray's default since 2.59 for local clusters)."""
+    root = tmp_path_factory.mktemp("ray-head")
+    home = root / "home"
+    home.mkdir()
+    temp_dir = Path("/tmp") / f"affectlab-jobs-{uuid.uuid4().hex[:8]}"  # short: Ray's socket paths are long
+    env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token"}
+    for key in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        env.pop(key, None)
+    # As a user does once: create the cluster token (written to $HOME/.ray/auth_token).
+    subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=120)
+    assert (home / ".ray" / "auth_token").stat().st_size > 0
+    dashboard = _free_port()
+    log = root / "ray-start.log"
+    cmd = [
+        RAY, "start", "--head", "--block", "--num-cpus", "2", "--disable-usage-stats",
+        "--port", str(_free_port()), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+        "--dashboard-agent-listen-port", str(_free_port()), "--ray-client-server-port", str(_free_port()),
+        "--temp-dir", str(temp_dir),
+    ]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for(log, "block forever", proc, timeout_s=180)
+        yield Head(address=f"http://127.0.0.1:{dashboard}", env=env, temp_dir=temp_dir)
+    finally:
+        _stop(proc, temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _ray_job(head: Head, verb: str, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [RAY, "job", verb, "--address", head.address, *args], env=head.env, cwd=REPO,
+        capture_output=True, text=True, timeout=timeout_s,
+    )
+
+
+def _submit(head: Head, job_id: str, entrypoint: list[str], deadline_s: float = 120) -> None:
+    """Submit without waiting; retry while the head's job agent is still starting."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        done = _ray_job(head, "submit", "--no-wait", "--submission-id", job_id,
+                        "--runtime-env", "jobs/runtime_env.yaml", "--", *entrypoint)
+        if done.returncode == 0:
+            return
+        if "No available agent" not in done.stderr + done.stdout or time.monotonic() > deadline:
+            raise AssertionError(f"ray job submit failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        time.sleep(3)
+
+
+def _wait_job(head: Head, job_id: str, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    status = ""
+    while time.monotonic() < deadline:
+        done = _ray_job(head, "status", job_id)
+        status = done.stdout + done.stderr
+        for final, text in (("SUCCEEDED", "succeeded"), ("FAILED", "failed"), ("STOPPED", "was stopped")):
+            if f"'{job_id}' {text}" in status:  # what `ray job status` prints for a finished job
+                return final
+        time.sleep(3)
+    _ray_job(head, "stop", job_id)
+    raise TimeoutError(f"job {job_id} still running after {timeout_s} s:\n{status[-2000:]}")
+
+
+def test_client_without_token_is_refused(ray_head: Head) -> None:
+    env = {k: v for k, v in ray_head.env.items() if k != "RAY_AUTH_MODE"}
+    env["HOME"] = str(Path(ray_head.env["HOME"]).parent)  # no token here
+    done = subprocess.run([RAY, "job", "list", "--address", ray_head.address], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "auth" in (done.stdout + done.stderr).lower()
+
+
+def test_submit_preprocess_job(ray_head: Head, tmp_path: Path) -> None:
+    from affectlab.data.synth import generate
+
+    card = generate("speech-au", str(tmp_path / "corpus"), subjects=2, items=2, seed=3)
+    out = tmp_path / "preprocessed"
+    job_id = f"affectlab-test-{uuid.uuid4().hex[:8]}"
+    _submit(ray_head, job_id, [PYTHON, "jobs/preprocess.py", card, "--out", str(out), "--audio", "egemaps",
+                               "--no-labels", "--no-progress"])
+    status = _wait_job(ray_head, job_id, timeout_s=420)
+    logs = _ray_job(ray_head, "logs", job_id).stdout
+    assert status == "SUCCEEDED", logs[-4000:]
+    assert (out / "_SUCCESS.json").exists(), logs[-4000:]
+
+    import pyarrow.dataset as ds
+
+    features = ds.dataset(str(out / "features" / "egemaps"), format="parquet").to_table()
+    assert features.num_rows == 4
+    assert set(features.column("subject").to_pylist()) == {"s01", "s02"}
