@@ -41,3 +41,25 @@ def test_config_check_unknown_kind(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         main(["config", "check", str(path)])
     assert "cannot tell what kind of config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", ["search_spaces/au_003.yaml", "search_spaces/f0_to_au.yaml"])
+def test_config_check_validates_shipped_sweep_files(path: str, capsys) -> None:
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    main(["config", "check", str(repo / path)])
+    assert "ok, sweep file" in capsys.readouterr().out
+
+
+def test_config_check_names_bad_sweep_key(tmp_path, capsys) -> None:
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    text = (repo / "search_spaces/au_003.yaml").read_text().replace("training.lr:", "training.lrr:", 1)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    with pytest.raises(SystemExit) as info:
+        main(["config", "check", str(path)])
+    assert info.value.code == 2
+    assert "training.lrr" in capsys.readouterr().err

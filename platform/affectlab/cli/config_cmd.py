@@ -16,8 +16,26 @@ def _check_card(path: str, overrides: tuple[str, ...]) -> str:
     return f"dataset card (adapter {loaded.adapter.name!r}, root {loaded.root})"
 
 
-# kind -> (top-level key that identifies it, checker)
-CONFIG_KINDS = {"card": ("adapter", _check_card)}
+def _check_sweep(path: str, overrides: tuple[str, ...]) -> str:
+    from affectlab.tuning import load_sweep
+
+    sweep = load_sweep(path, list(overrides))
+    return f"sweep file ({len(sweep.space)} swept key(s))"
+
+
+def _check_experiment(path: str, overrides: tuple[str, ...]) -> str:
+    from affectlab.training.config import load_experiment
+
+    load_experiment(path, overrides)
+    return "experiment file (base training config)"
+
+
+# kind -> (top-level key that identifies it, checker); checked in this order
+CONFIG_KINDS = {
+    "card": ("adapter", _check_card),
+    "sweep": ("space", _check_sweep),
+    "experiment": ("base", _check_experiment),
+}
 
 
 def _detect_kind(path: str, overrides: tuple[str, ...]) -> str:
