@@ -305,7 +305,10 @@ def _execute(todo: pa.Table, extractor_cls: type, kwargs: dict[str, Any], final:
     cpus = float(getattr(extractor_cls, "num_cpus", 1.0))
     if num_workers is not None and num_workers < 1:
         raise ConfigError(f"num_workers: must be >= 1, got {num_workers}")
+    gpus = float(getattr(extractor_cls, "num_gpus", 0.0))  # e.g. face_alignment actors on GPUs
     available = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
+    if gpus > 0:
+        available = max(1, min(available, int(ray.cluster_resources().get("GPU", 0) // gpus)))
     todo = _largest_first(todo, getattr(extractor_cls, "path_column", None))
     rows = plan_blocks(todo.num_rows, num_workers or available, batch_size)
     n_blocks = math.ceil(todo.num_rows / rows)
@@ -323,7 +326,7 @@ def _execute(todo: pa.Table, extractor_cls: type, kwargs: dict[str, Any], final:
     # block just to read back its schema (seconds on a busy 2-core machine)
     ds = ray.data.from_items(todo.to_pylist(), override_num_blocks=n_blocks).map_batches(
         udf, batch_size=None, batch_format="pyarrow", zero_copy_batch=True, num_cpus=cpus,
-        **options, **_worker_env(todo, final),
+        **({"num_gpus": gpus} if gpus > 0 else {}), **options, **_worker_env(todo, final),
     )
     for summary in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         _collect(summary.to_pylist(), final, result)
