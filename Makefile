@@ -1,6 +1,6 @@
 # The two commands of the README: `make demo` and `make test`. Each sets itself up: a virtualenv
-# in .venv with affectlab installed (editable) and its dependencies, re-done when pyproject.toml
-# changes.
+# in .venv with affectlab installed (editable) and its dependencies pinned by constraints.txt
+# (a frozen, tested set: the resolver has nothing to search), re-done when either file changes.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -11,11 +11,11 @@ DEMO_OUT ?= demo-out
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "affectlab needs Python >= 3.11, found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 demo: setup
