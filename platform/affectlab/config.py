@@ -26,6 +26,7 @@ __all__ = [
     "format_validation_error",
     "load_config",
     "load_yaml",
+    "model_in_annotation",
     "parse_override",
     "validate",
 ]
@@ -150,17 +151,18 @@ def _known_keys(model_cls: type[BaseModel], loc: Sequence[Any]) -> list[str]:
         field = getattr(cls, "model_fields", {}).get(part)
         if field is None:
             return []
-        cls = _model_in(field.annotation)
+        cls = model_in_annotation(field.annotation)
     return list(getattr(cls, "model_fields", {}).keys()) if cls is not None else []
 
 
-def _model_in(annotation: Any) -> type[BaseModel] | None:
+def model_in_annotation(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside a field annotation (``Model``, ``Model | None``...), if any."""
     import typing
 
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in typing.get_args(annotation):
-        found = _model_in(arg)
+        found = model_in_annotation(arg)
         if found is not None:
             return found
     return None

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from affectlab.config import StrictModel, apply_overrides, validate
+from affectlab.config import StrictModel, apply_overrides, model_in_annotation, validate
 from affectlab.errors import ConfigError
 
 __all__ = [
@@ -196,17 +196,6 @@ def trial_config(base: Any, params: Mapping[str, Any]) -> Any:
     return validate(type(base), data, source="<trial config>")
 
 
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
-    """The config model inside ``annotation`` (``Model`` or ``Model | None``), if any."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _nested_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
 def _is_mapping(annotation: Any) -> bool:
     if typing.get_origin(annotation) in (dict, Mapping):
         return True
@@ -224,7 +213,7 @@ def _unknown_part(model_cls: type[BaseModel], path: list[str]) -> str | None:
         field = cls.model_fields.get(part)
         if field is None:
             return part
-        sub = _nested_model(field.annotation)
+        sub = model_in_annotation(field.annotation)
         if sub is None:
             last = i == len(path) - 1
             return None if last or _is_mapping(field.annotation) else path[i + 1]
