@@ -12,6 +12,7 @@ import numpy as np
 import opensmile
 import pandas as pd
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
@@ -220,3 +221,22 @@ def test_actor_strategy_writes_the_same_rows(run: tuple[str, object], corpus: Pa
     assert sorted(b) == sorted(_good_ids())
     for key, value in b.items():
         np.testing.assert_array_equal(value, a[key])
+
+
+def test_a_block_commits_every_commit_rows_so_a_crash_loses_little(run: tuple[str, object], corpus: Path,
+                                                                    tmp_path: Path) -> None:
+    from affectlab.data.cards import build_manifest, load_card
+    from affectlab.features.audio import OpenSmileExtractor
+    from affectlab.features.pipeline import run_stage
+
+    manifest = build_manifest(load_card(str(corpus)))
+    manifest = manifest.filter([s in _good_ids() for s in manifest.column("sample_id").to_pylist()])
+    commit_rows = 4
+    assert manifest.num_rows > commit_rows
+    result = run_stage(manifest, OpenSmileExtractor, {"feature_set": "egemaps"}, out=str(tmp_path),
+                       batch_size=manifest.num_rows, num_workers=1, progress=False, commit_rows=commit_rows)  # one block
+    assert result.n_ok == manifest.num_rows
+    parts = sorted((tmp_path / "features" / "egemaps" / f"version={result.version}").glob("*.parquet"))
+    sizes = [pq.read_metadata(p).num_rows for p in parts]
+    assert sum(sizes) == manifest.num_rows
+    assert len(parts) == -(-manifest.num_rows // commit_rows) and max(sizes) == commit_rows

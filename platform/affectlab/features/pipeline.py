@@ -9,9 +9,10 @@ and the video stages all use it. What it does, in order:
    parameters never mix with old output.
 2. Resume: ``sample_id``\\ s already committed under that directory are skipped; so are rows
    lacking a required column (``extractor_cls.requires``; counted as not applicable).
-3. Extraction: the remaining rows (local files largest first) are cut into small blocks and
-   streamed through ``Dataset.map_batches``. The extractor is constructed **once per Ray worker
-   process** and then called with ``process(row)`` for every row of every block it gets:
+3. Extraction: the remaining rows (local files largest first) are cut into a few large blocks
+   (about two per worker) and streamed through ``Dataset.map_batches``. The extractor is
+   constructed **once per Ray worker process** and then called with ``process(row)`` for every
+   row of every block it gets:
 
    - ``strategy="tasks"`` (default): ``TaskPoolStrategy(size=workers)``; the extractor is
      cached in the worker process, so later blocks, later stages' re-runs and later runs in
@@ -23,22 +24,31 @@ and the video stages all use it. What it does, in order:
 
    An exception in a row becomes an error row (``sample_id, stage, error`` = exception type,
    ``message, path``); the other rows go on.
-4. Commit: each block's good rows are written by the worker as one Parquet file in the hidden
-   ``<out>/_staging/...``; as soon as the driver sees the block finish, the file is published
-   into the set directory (``storage.move_tree``: a local rename / S3 server-side copy, whole
-   files only). A run killed at any point leaves only whole, published files; the next run
-   cleans the staging area and skips what was published.
+4. Commit: inside a block, every :data:`COMMIT_ROWS` rows (or :data:`COMMIT_SECONDS`, whichever
+   comes first) the worker writes the good rows as one Parquet file in the hidden
+   ``<out>/_staging/...`` and yields their summary; the dataset's output blocks are kept tiny
+   so that each summary reaches the driver at once, which publishes the file into the set
+   directory (``storage.move_tree``: a local rename / S3 server-side copy, whole files only).
+   A run killed at any point leaves only whole, published files and loses at most the
+   uncommitted rows of the blocks in flight; the next run cleans the staging area and skips
+   what was published.
 5. ``<out>/errors/<stage>-<v>.parquet`` is replaced with this run's error rows and
    ``<out>/<kind>/<name>/_latest.json`` records the version, extractor, parameters, counts and
    timing of this run (per-set provenance; ``affectlab.preprocess`` adds the run-level file).
 
+Why few, large blocks with commits inside them: Ray Data starts a block's task only after its
+scheduling loop has seen the previous one finish (it polls every 0.1 s), which left each worker
+idle for about 0.17 s per block on this 2-core machine: about 9% of the wall time with ten
+blocks per worker (measured with ``ray.timeline``; ``benchmarks/RESULTS.md``). Two blocks per
+worker, largest files first, keep the workers busy to the end (the short files form the last
+blocks) while decoupling the commit granularity from the block size.
+
 Why the workers write the Parquet themselves instead of ``Dataset.write_parquet``: the schema
 stays plain ``list<list<float32>>`` (Ray would convert ragged numpy arrays to its tensor
 extension type, unreadable by plain pandas), failed rows leave the data stream without a second
-pass, and no separate write tasks compete for the CPUs the extractors use. Small blocks (about
-ten per worker) dispatched one at a time keep every worker busy to the end (measured in
-``benchmarks/preprocess_audio.py``). Memory stays bounded: a worker holds one block, the driver
-only the per-row summaries.
+pass, and no separate write tasks compete for the CPUs the extractors use. Memory stays
+bounded: a worker holds at most :data:`COMMIT_ROWS` extracted rows, the driver only the per-row
+summaries.
 
 Writing an extractor for this runner (helper for video stages)::
 
@@ -74,6 +84,7 @@ import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -105,8 +116,14 @@ _SUMMARY_SCHEMA = pa.schema(
 _STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE",
                 "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 STRATEGIES = ("tasks", "actors")
-MAX_ROWS_PER_BLOCK = 16
-BLOCKS_PER_WORKER = 10
+# Ray Data scheduling: ~2 blocks per worker (each block costs ~0.17 s of idle worker here)
+MAX_ROWS_PER_BLOCK = 1024
+BLOCKS_PER_WORKER = 2
+# commit granularity inside a block: a staged file and a summary every N rows or S seconds
+COMMIT_ROWS = 8
+COMMIT_SECONDS = 30.0
+# output block size of the stage's dataset: tiny, so each yielded summary is its own block
+_SUMMARY_BLOCK_BYTES = 1
 
 
 @dataclass
@@ -158,7 +175,8 @@ def describe_extractor(extractor_cls: type, extractor_kwargs: dict[str, Any]) ->
 
 
 def plan_blocks(n_rows: int, num_workers: int, batch_size: int | None = None) -> int:
-    """Rows per Ray Data block: ``batch_size`` if given, else ~10 blocks per worker, at most 16."""
+    """Rows per Ray Data block: ``batch_size`` if given, else about :data:`BLOCKS_PER_WORKER`
+    blocks per worker, at most :data:`MAX_ROWS_PER_BLOCK` rows."""
     if batch_size is not None:
         if batch_size < 1:
             raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
@@ -169,26 +187,38 @@ def plan_blocks(n_rows: int, num_workers: int, batch_size: int | None = None) ->
 class _StageWorker:
     """Ray Data callable class: one extractor per actor; one staged Parquet file per block."""
 
-    def __init__(self, extractor_cls: type, extractor_kwargs: dict[str, Any], staging: str, stage: str) -> None:
+    def __init__(self, extractor_cls: type, extractor_kwargs: dict[str, Any], staging: str, stage: str,
+                 commit_rows: int = COMMIT_ROWS) -> None:
         self.extractor = extractor_cls(**extractor_kwargs)
         self.staging = staging
+        self.commit_rows = commit_rows
         self.stage = stage
         self.path_column = getattr(extractor_cls, "path_column", None) or (getattr(extractor_cls, "requires", ()) or [None])[0]
         meta = self.extractor.metadata() if hasattr(self.extractor, "metadata") else {}
         self.meta = {**meta, "stage": stage, "params": self.extractor.params(), "extractor_version": self.extractor.version}
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    def __call__(self, batch: pa.Table) -> Iterator[pa.Table]:
+        """Process a block row by row; yield one summary table per committed chunk."""
         good: list[dict[str, Any]] = []
         summary: list[dict[str, Any]] = []
+        since = time.monotonic()
         for row in batch.to_pylist():
             path = row.get(self.path_column) if self.path_column else None
             try:
                 out = self.extractor.process(row)
             except Exception as exc:  # noqa: BLE001 - every failure becomes an error row
                 summary.append(_summary(row["sample_id"], False, type(exc).__name__, str(exc)[:2000], path, 0.0))
-                continue
-            good.append(out)
-            summary.append(_summary(row["sample_id"], True, None, None, path, float(out.get("duration_s") or 0.0)))
+            else:
+                good.append(out)
+                summary.append(_summary(row["sample_id"], True, None, None, path, float(out.get("duration_s") or 0.0)))
+            if len(summary) >= self.commit_rows or time.monotonic() - since >= COMMIT_SECONDS:
+                yield self._commit(good, summary)
+                good, summary, since = [], [], time.monotonic()
+        if summary:
+            yield self._commit(good, summary)
+
+    def _commit(self, good: list[dict[str, Any]], summary: list[dict[str, Any]]) -> pa.Table:
+        """Stage the good rows as one Parquet file; the summary rows name it for the driver."""
         part = None
         if good:
             batch_dir = storage.join(self.staging, uuid.uuid4().hex)
@@ -196,13 +226,16 @@ class _StageWorker:
             storage.write_parquet(rows_to_table(good, self.meta), part)
         for s in summary:
             s["part"] = part if s["ok"] else None
-        return pa.Table.from_pylist(summary, schema=_SUMMARY_SCHEMA)
+        # one row per commit: Ray Data may cut output blocks row by row (tiny target size), and
+        # a commit's rows must reach the driver together with the file they name
+        return pa.table({"commit": pa.array([summary], pa.list_(pa.struct(_SUMMARY_SCHEMA)))})
 
 
 _WORKER_CACHE: dict[str, _StageWorker] = {}
 
 
-def _run_block(batch: pa.Table, *, extractor_cls: type, extractor_kwargs: dict[str, Any], staging: str, stage: str) -> pa.Table:
+def _run_block(batch: pa.Table, *, extractor_cls: type, extractor_kwargs: dict[str, Any], staging: str, stage: str,
+               commit_rows: int = COMMIT_ROWS) -> Iterator[pa.Table]:
     """``strategy="tasks"`` UDF: one extractor per Ray worker process, built on its first block
     and kept for later blocks and later runs of the same stage (a different stage replaces it)."""
     key = f"{extractor_cls.__module__}.{extractor_cls.__qualname__}:{json.dumps(extractor_kwargs, sort_keys=True, default=str)}"
@@ -210,8 +243,8 @@ def _run_block(batch: pa.Table, *, extractor_cls: type, extractor_kwargs: dict[s
     if worker is None:
         _WORKER_CACHE.clear()
         worker = _WORKER_CACHE[key] = _StageWorker(extractor_cls, extractor_kwargs, staging, stage)
-    worker.staging = staging
-    return worker(batch)
+    worker.staging, worker.commit_rows = staging, commit_rows
+    yield from worker(batch)
 
 
 def _summary(sample_id: str, ok: bool, error: str | None, message: str | None, path: str | None, media: float) -> dict[str, Any]:
@@ -245,6 +278,7 @@ def run_stage(
     num_workers: int | None = None,
     progress: bool = True,
     strategy: str = "tasks",
+    commit_rows: int = COMMIT_ROWS,
 ) -> StageResult:
     """Run one extractor over a manifest with Ray Data and commit its Parquet output.
 
@@ -260,16 +294,20 @@ def run_stage(
         progress: Show Ray Data's progress bars.
         strategy: ``"tasks"`` (extractor cached per worker process) or ``"actors"`` (an actor
             pool per run); see the module docstring.
+        commit_rows: Rows per staged (then published) file inside a block; a killed run loses
+            at most this many rows per worker (or :data:`COMMIT_SECONDS` of work).
 
     Returns:
         A :class:`StageResult`; ``errors`` holds the failed rows of this run.
 
     Raises:
-        ConfigError: Bad ``batch_size`` / ``num_workers`` / ``strategy``.
+        ConfigError: Bad ``batch_size`` / ``num_workers`` / ``strategy`` / ``commit_rows``.
     """
     del strict  # failures are reported in the result and errors/, never raised per row
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    if commit_rows < 1:
+        raise ConfigError(f"commit_rows: must be >= 1, got {commit_rows}")
     kwargs = dict(extractor_kwargs or {})
     ident = describe_extractor(extractor_cls, kwargs)
     name, kind = ident["name"], getattr(extractor_cls, "kind", "features")
@@ -287,7 +325,8 @@ def run_stage(
     storage.remove(staging)
     if todo.num_rows:
         _execute(todo, extractor_cls, kwargs, final, storage.join(staging, uuid.uuid4().hex), name, result,
-                 batch_size=batch_size, num_workers=num_workers, progress=progress, strategy=strategy)
+                 batch_size=batch_size, num_workers=num_workers, progress=progress, strategy=strategy,
+                 commit_rows=commit_rows)
     storage.remove(staging)
     _write_errors(out, name, version, result.errors)
     result.seconds = time.perf_counter() - start
@@ -298,7 +337,7 @@ def run_stage(
 
 def _execute(todo: pa.Table, extractor_cls: type, kwargs: dict[str, Any], final: str, staging: str, stage: str,
              result: StageResult, *, batch_size: int | None, num_workers: int | None, progress: bool,
-             strategy: str) -> None:
+             strategy: str, commit_rows: int = COMMIT_ROWS) -> None:
     """Stream ``todo`` through the extractor workers and publish each block's file as it lands."""
     import ray
 
@@ -314,7 +353,8 @@ def _execute(todo: pa.Table, extractor_cls: type, kwargs: dict[str, Any], final:
     n_blocks = math.ceil(todo.num_rows / rows)
     ray.data.DataContext.get_current().enable_progress_bars = progress
     size = max(1, min(num_workers or available, n_blocks))
-    udf_kwargs = {"extractor_cls": extractor_cls, "extractor_kwargs": kwargs, "staging": staging, "stage": stage}
+    udf_kwargs = {"extractor_cls": extractor_cls, "extractor_kwargs": kwargs, "staging": staging, "stage": stage,
+                  "commit_rows": commit_rows}
     if strategy == "actors":
         # one block in flight per actor: an idle actor takes the next block, so both finish together
         udf: Any = _StageWorker
@@ -328,8 +368,10 @@ def _execute(todo: pa.Table, extractor_cls: type, kwargs: dict[str, Any], final:
         udf, batch_size=None, batch_format="pyarrow", zero_copy_batch=True, num_cpus=cpus,
         **({"num_gpus": gpus} if gpus > 0 else {}), **options, **_worker_env(todo, final),
     )
-    for summary in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        _collect(summary.to_pylist(), final, result)
+    ds.context.target_max_block_size = _SUMMARY_BLOCK_BYTES  # this dataset only: stream each commit
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for commit in batch.column("commit").to_pylist():
+            _collect(commit, final, result)
 
 
 def _largest_first(todo: pa.Table, column: str | None) -> pa.Table:
@@ -346,7 +388,7 @@ def _largest_first(todo: pa.Table, column: str | None) -> pa.Table:
 
 
 def _collect(rows: list[dict[str, Any]], final: str, result: StageResult) -> None:
-    """Count one block's summary rows and publish its staged file (whole files only)."""
+    """Count one commit's summary rows and publish its staged file (whole files only)."""
     parts = {row["part"] for row in rows if row["ok"]}
     for part in parts:
         storage.move_tree(part.rsplit("/", 1)[0], final)
