@@ -60,3 +60,36 @@ def test_decoding_never_sees_the_targets(trained) -> None:
     assert len(true["pred"]) == int(test.mask.sum())
     specials = {vocab["sos_id"], vocab["eos_id"]}
     assert not specials & set(true["pred"].tolist())  # fixed-length decoding: no SOS/EOS inside
+
+
+def test_au_step_requantizes_the_stored_intensities(tmp_path_factory) -> None:
+    from affectlab.data.labels import au_vocab, quantize_au
+    from affectlab.features import io
+    from affectlab.training.corpus import load_corpus
+
+    pre = speech_au_preprocessed(tmp_path_factory)
+    stored = load_experiment(F0_FILE, [f"data.features={pre}"]).base.data
+    coarse = load_experiment(F0_FILE, [f"data.features={pre}", "data.au_step=0.5"]).base.data
+    a, b = load_corpus(stored), load_corpus(coarse)
+    assert len(a.vocab["id_values"]) == len(au_vocab(0.1)["ID_to_AU"])  # preprocessing's --au-step 0.1
+    assert len(b.vocab["id_values"]) == len(au_vocab(0.5)["ID_to_AU"]) == 13
+    labels = io.load_labels(pre, "au")
+    k = io.label_names(labels).index("AU17")
+    intensity = dict(zip(labels.column("sample_id").to_pylist(), io.column_arrays(labels, "intensity", np.float32),
+                         strict=True))
+    sid = b.sample_ids[0]
+    held = intensity[sid][:, k][::4][: len(b.labels["AU17_id"][0])]  # 100 Hz -> 25 Hz label frames
+    np.testing.assert_array_equal(b.labels["AU17_id"][0], quantize_au(held, 0.5)[1])
+    assert set(np.unique(b.labels["AU17_id"][0])) <= set(range(2, 13))
+    assert not np.array_equal(a.labels["AU17_id"][0], b.labels["AU17_id"][0])  # the step changed the tokens
+    assert b.features[0].tolist() == a.features[0].tolist()  # inputs untouched
+
+
+def test_teacher_forcing_ratio_sets_the_sampling_probability(tmp_path_factory) -> None:
+    from affectlab.training.runners import task_for
+
+    pre = speech_au_preprocessed(tmp_path_factory)
+    vocab = {"id_values": [float("nan"), float("nan"), 0.0, 0.1], "sos_id": 0, "eos_id": 1}
+    for ratio in (1.0, 0.75, 0.0):
+        config = load_experiment(F0_FILE, [f"data.features={pre}", f"training.teacher_forcing_ratio={ratio}"]).base
+        assert task_for(config, np.ones(4), vocab).sampling_prob == pytest.approx(1.0 - ratio)

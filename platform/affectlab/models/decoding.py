@@ -12,6 +12,13 @@ them with ``index_select``). Two output-length policies:
 Both return the tokens (B, steps), with EOS at every position after a sequence's end, and a
 mask (B, steps) of the real tokens. Beam search keeps, per input, the ``beam_width`` best
 partial sequences by summed log-probability (no length penalty); with width 1 it is greedy.
+
+Greedy decoding picks per step either the most probable token (``pick="mode"``) or the
+*median* token (``pick="median"``): when the token ids are ordered like the values they stand
+for (the AU vocabulary: ids 2.. are intensities 0, step, ..., 5), the median of the step's
+distribution minimises the expected absolute error of that step, whereas the mode minimises
+the token error rate. Special tokens keep their place in the id order; they are forbidden
+inside fixed-length outputs, so there the median is one of the value tokens.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["Decoded", "State", "StepFn", "beam_search", "greedy_decode"]
+__all__ = ["PICKS", "Decoded", "State", "StepFn", "beam_search", "greedy_decode", "median_token"]
+
+PICKS = ("mode", "median")
 
 State = tuple[torch.Tensor, ...]
 StepFn = Callable[[torch.Tensor, State, int], tuple[torch.Tensor, State]]
@@ -65,6 +74,13 @@ def _finish(tokens: torch.Tensor, lengths: torch.Tensor | None, steps: int, eos_
     return Decoded(tokens.masked_fill(~mask, eos_id), mask)
 
 
+def median_token(logp: torch.Tensor) -> torch.Tensor:
+    """Per row of log-probabilities (N, V), the first id whose cumulative probability reaches 1/2."""
+    cdf = torch.cumsum(torch.softmax(logp, dim=-1), dim=-1)
+    return torch.searchsorted(cdf, torch.full((logp.shape[0], 1), 0.5, dtype=cdf.dtype, device=cdf.device)).squeeze(1).clamp(
+        max=logp.shape[-1] - 1)
+
+
 @torch.no_grad()
 def greedy_decode(
     step: StepFn,
@@ -76,8 +92,9 @@ def greedy_decode(
     eos_id: int,
     lengths: torch.Tensor | None = None,
     device: torch.device | str = "cpu",
+    pick: str = "mode",
 ) -> Decoded:
-    """Pick the most probable token at every step.
+    """Pick the most probable (or the median) token at every step.
 
     Args:
         step: The decoder's step function (see module docstring).
@@ -88,17 +105,23 @@ def greedy_decode(
         eos_id: End token.
         lengths: Fixed output lengths (B,), or None to stop at EOS.
         device: Device of the token tensors.
+        pick: ``"mode"`` (most probable token) or ``"median"`` (see module docstring).
 
     Returns:
         :class:`Decoded` with ids and mask of shape (B, steps).
+
+    Raises:
+        ValueError: Unknown ``pick``.
     """
+    if pick not in PICKS:
+        raise ValueError(f"pick: {pick!r} is not one of {', '.join(PICKS)}")
     prev = torch.full((batch,), sos_id, dtype=torch.long, device=device)
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     out = []
     for j in range(steps):
         logits, state = step(prev, state, j)
         logp = _constrain(torch.log_softmax(logits, dim=-1), j, done, lengths, sos_id, eos_id)  # (B, V)
-        prev = logp.argmax(dim=-1)  # (B,)
+        prev = logp.argmax(dim=-1) if pick == "mode" else median_token(logp)  # (B,)
         out.append(prev)
         if lengths is None:
             done = done | (prev == eos_id)

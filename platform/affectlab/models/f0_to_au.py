@@ -203,6 +203,7 @@ class F0ToAU(nn.Module):
         beam_width: int = 1,
         stop_at_eos: bool = False,
         max_len: int | None = None,
+        pick: str = "mode",
     ) -> Decoded:
         """Decode AU tokens without targets (call ``model.eval()`` first to turn dropout off).
 
@@ -213,6 +214,9 @@ class F0ToAU(nn.Module):
             stop_at_eos: False: exactly as many AU tokens as input frames (the EOS that follows
                 is implied). True: stop at the first EOS or after ``max_len`` tokens.
             max_len: Token budget when ``stop_at_eos`` (default T + 1).
+            pick: Greedy decoding's choice per step: ``"mode"`` or ``"median"`` (the token that
+                minimises the expected absolute intensity error; see
+                :mod:`affectlab.models.decoding`). Beam search always ranks by probability.
 
         Returns:
             :class:`~affectlab.models.decoding.Decoded`: ids (B, L) with L = T (fixed length) or
@@ -224,7 +228,7 @@ class F0ToAU(nn.Module):
         common = dict(steps=steps, sos_id=self.sos_id, eos_id=self.eos_id, lengths=lengths, device=src.device)
         if beam_width <= 1:
             step = lambda prev, st, j: self._step(memory, prev, st, j)  # noqa: E731
-            return greedy_decode(step, state, batch=src.shape[0], **common)
+            return greedy_decode(step, state, batch=src.shape[0], pick=pick, **common)
         wide = memory.repeat(beam_width)
         state = tuple(t.repeat_interleave(beam_width, dim=0) for t in state)
         step = lambda prev, st, j: self._step(wide, prev, st, j)  # noqa: E731

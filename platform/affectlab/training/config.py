@@ -77,9 +77,35 @@ class DataConfig(StrictModel):
         default="labels", description="train at the annotation rate (25 Hz AUs) or the feature rate (100 Hz)"
     )
     max_steps: int = Field(default=100, ge=2, le=10000)
+    au_step: float | None = Field(
+        default=None, gt=0, le=5,
+        description="f0_to_au: re-quantize the stored AU intensities with this step at load time (must divide 5); "
+                    "default: the tokens written by `affectlab preprocess --au-step`",
+    )
     test_subjects: tuple[str, ...] = ()
     validation: ValidationSplit = ValidationSplit()
     subjects: tuple[str, ...] | None = Field(default=None, description="restrict to these subjects")
+
+    @field_validator("au_step")
+    @classmethod
+    def _au_step_divides_range(cls, value: float | None) -> float | None:
+        if value is not None:
+            from affectlab.data.labels import au_vocab
+
+            try:
+                au_vocab(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _au_step_only_for_tokens(self) -> DataConfig:
+        if self.au_step is not None and self.task != "f0_to_au":
+            raise ValueError(
+                "au_step re-quantizes the f0_to_au intensity tokens only; onset/apex/offset/occurrence come from "
+                "the quantized intensity at preprocessing time: re-run `affectlab preprocess --au-step` instead"
+            )
+        return self
 
 
 class ModelConfig(StrictModel):
@@ -129,11 +155,16 @@ class TrainingSettings(StrictModel):
     )
     grad_clip: float | None = Field(default=None, gt=0)
     amp: bool = Field(default=False, description="mixed precision; only used on CUDA")
-    teacher_forcing: bool = Field(default=True, description="f0_to_au: feed ground truth while training")
-    scheduled_sampling: float = Field(
-        default=0.0, ge=0, le=1, description="f0_to_au: probability of feeding the model's own previous token"
+    teacher_forcing_ratio: float = Field(
+        default=1.0, ge=0, le=1,
+        description="f0_to_au: probability of feeding the true previous token at each training step "
+                    "(1 = teacher forcing, below 1 = scheduled sampling, 0 = free running)",
     )
-    decode: Literal["greedy", "beam"] = "greedy"
+    decode: Literal["greedy", "median", "beam"] = Field(
+        default="greedy",
+        description="f0_to_au decoding: greedy (most probable token), median (per-step median intensity: "
+                    "lowest expected absolute error) or beam (beam_size)",
+    )
     beam_size: int = Field(default=4, ge=1)
 
 

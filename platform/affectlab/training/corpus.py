@@ -11,6 +11,12 @@ Rates (``data.rate``): ``labels`` (default) brings everything back to the annota
 label frame and labels are taken at its first feature frame (exact under sample-and-hold);
 ``features`` keeps the feature rate (100 Hz). Label columns are exposed per AU as
 ``<AU>_<kind>`` (e.g. ``AU17_occurrence``) and ``<AU>_id`` (intensity tokens).
+
+AU quantization step (``data.au_step``, ``f0_to_au`` only): by default the tokens are the ones
+preprocessing wrote (``--au-step``). With ``data.au_step`` set, the stored ``intensity`` column
+(the unquantized, frame-aligned intensities) is quantized again with that step and the AU
+vocabulary is rebuilt for it (:func:`affectlab.data.labels.au_vocab`), so a sweep can vary the
+step without re-running preprocessing.
 """
 
 from __future__ import annotations
@@ -112,8 +118,25 @@ def _label_columns(labels: Any, io: Any) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def _vocab(root: str, feature_set: str, label_set: str, io: Any) -> dict[str, Any]:
-    au = io.load_vocab(root, label_set, kind="labels")
+def _requantized_ids(labels: Any, io: Any, step: float) -> dict[str, list[np.ndarray]]:
+    """``<AU>_id`` columns quantized from the stored intensities with ``step``."""
+    from affectlab.data.labels import quantize_au
+
+    if "intensity" not in labels.column_names:
+        raise DatasetError("data.au_step needs the label set's intensity column; re-run `affectlab preprocess`")
+    names = io.label_names(labels)
+    arrays = io.column_arrays(labels, "intensity", np.float32)
+    return {
+        f"{au}_id": [quantize_au(a[:, k], step)[1].astype(np.int64) if a.ndim == 2 and a.size else np.zeros(0, np.int64)
+                     for a in arrays]
+        for k, au in enumerate(names)
+    }
+
+
+def _vocab(root: str, feature_set: str, label_set: str, io: Any, au_step: float | None = None) -> dict[str, Any]:
+    from affectlab.data.labels import au_vocab
+
+    au = au_vocab(au_step) if au_step is not None else io.load_vocab(root, label_set, kind="labels")
     f0 = io.load_vocab(root, feature_set, kind="features")
     id_to_au = au["ID_to_AU"]
     values = [float("nan") if isinstance(id_to_au[i], str) else float(id_to_au[i]) for i in range(len(id_to_au))]
@@ -144,6 +167,9 @@ def load_corpus(data: Any) -> Corpus:
         raise DatasetError(f"feature set {data.feature_set!r} has no f0_id column; use data.feature_set=egemaps")
     xs = io.column_arrays(feats, "f0_id" if tokens else "features", np.int64 if tokens else np.float32)
     ys = _label_columns(labels, io)
+    au_step = getattr(data, "au_step", None) if tokens else None
+    if au_step is not None:
+        ys.update(_requantized_ids(labels, io, au_step))
     l_index = {sid: i for i, sid in enumerate(labels.column("sample_id").to_pylist())}
     f_rate = float(feats.column("frame_rate_hz")[0].as_py())
     l_rate = float(labels.column("label_rate_hz")[0].as_py()) if "label_rate_hz" in labels.column_names else f_rate
@@ -170,5 +196,5 @@ def load_corpus(data: Any) -> Corpus:
     return Corpus(
         sample_ids=[sample_ids[i] for i in keep], subjects=[str(subjects[i]) for i in keep], features=x_out,
         labels=y_out, feature_names=["f0_id"] if tokens else io.feature_names(feats), frame_rate_hz=f_rate / factor,
-        vocab=_vocab(data.features, data.feature_set, label_set, io) if tokens else None, is_token_input=tokens, stats=stats,
+        vocab=_vocab(data.features, data.feature_set, label_set, io, au_step) if tokens else None, is_token_input=tokens, stats=stats,
     )

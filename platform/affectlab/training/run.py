@@ -48,7 +48,7 @@ import yaml
 from affectlab import storage
 from affectlab.training.config import ExperimentConfig
 from affectlab.training.data import Corpus, Prepared, batches, prepare
-from affectlab.training.runners import Reporter, build, run_in_process, run_ray_train, torch_threads
+from affectlab.training.runners import Reporter, build, run_in_process, run_ray_train, task_for, torch_threads
 from affectlab.training.splits import Split
 from affectlab.training.tasks import make_task
 
@@ -105,13 +105,16 @@ def evaluate_windows(config: ExperimentConfig, prepared: Prepared, state: dict[s
     """Metrics of the model with weights ``state`` on ``windows`` (CPU, eval mode)."""
     model = build(config, prepared.model_kwargs)
     model.load_state_dict(state)
-    task = make_task(config.data.task, class_counts=prepared.class_counts, use_class_weights=config.training.class_weights,
-                     vocab=prepared.info.get("vocab"), beam_width=config.training.beam_size if config.training.decode == "beam" else 1)
+    task = task_for(config, prepared.class_counts, prepared.info.get("vocab"))
     return task.evaluate(model, batches(windows, config.training.batch_size), "cpu", prefix=prefix)
 
 
 def _baseline(config: ExperimentConfig, prepared: Prepared) -> dict[str, float]:
-    """Scores of predicting the most frequent training class at every test step."""
+    """Scores of predicting the most frequent training class at every test step.
+
+    For ``f0_to_au`` also ``baseline_median_mae``: the MAE of the *median* training token at every
+    step, the constant with the lowest expected absolute error (the mode need not be it).
+    """
     if prepared.test is None:
         return {}
     true = prepared.test.y[prepared.test.mask]
@@ -119,7 +122,10 @@ def _baseline(config: ExperimentConfig, prepared: Prepared) -> dict[str, float]:
     const = np.full_like(true, int(np.argmax(prepared.class_counts)))
     task = make_task(config.data.task, class_counts=prepared.class_counts, use_class_weights=False, vocab=prepared.info.get("vocab"))
     if hasattr(task, "scores"):
-        return task.scores(const, true, prefix="baseline_")
+        counts = np.asarray(prepared.class_counts, dtype=np.float64)
+        median = int(np.searchsorted(np.cumsum(counts) / max(counts.sum(), 1.0), 0.5))
+        median_mae = task.scores(np.full_like(true, median), true, prefix="m_")["m_mae"]
+        return {**task.scores(const, true, prefix="baseline_"), "baseline_median_mae": median_mae}
     from affectlab.training.metrics import ConfusionAccumulator
 
     acc = ConfusionAccumulator(2)

@@ -63,12 +63,13 @@ def _batch_seed(seed: int, epoch: int, rank: int) -> int:
     return (seed * 1_000_003 + epoch * 10_007 + rank) % (2**32)
 
 
-def _task(config: ExperimentConfig, prepared_counts: np.ndarray, vocab: dict[str, Any] | None):
+def task_for(config: ExperimentConfig, prepared_counts: np.ndarray, vocab: dict[str, Any] | None) -> Any:
+    """The task object (loss, decoding, metrics) that ``config.training`` describes."""
     t = config.training
     beam = t.beam_size if t.decode == "beam" else 1
     return make_task(config.data.task, class_counts=prepared_counts, use_class_weights=t.class_weights,
-                     vocab=vocab, teacher_forcing=t.teacher_forcing, scheduled_sampling=t.scheduled_sampling,
-                     beam_width=beam)
+                     vocab=vocab, teacher_forcing=True, scheduled_sampling=1.0 - t.teacher_forcing_ratio,
+                     beam_width=beam, pick="median" if t.decode == "median" else "mode")
 
 
 def build(config: ExperimentConfig, model_kwargs: dict[str, Any]) -> torch.nn.Module:
@@ -123,7 +124,7 @@ def run_in_process(config: ExperimentConfig, prepared: Prepared, *, reporter: Re
     resume = load_checkpoint_state(resume_from, fp) if resume_from else None
     with torch_threads(_threads(config)):
         model = build(config, prepared.model_kwargs).to(device)
-        task = _task(config, prepared.class_counts, prepared.info.get("vocab"))
+        task = task_for(config, prepared.class_counts, prepared.info.get("vocab"))
         t = config.training
         return fit(
             model, task,
@@ -198,7 +199,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> LoopOutput:
     torch.set_num_threads(_threads(config))
     train_w = _materialise(ray.train.get_dataset_shard("train"))
     val_w = _materialise(ray.train.get_dataset_shard("val"))
-    task = _task(config, np.asarray(loop_config["class_counts"]), loop_config.get("vocab"))
+    task = task_for(config, np.asarray(loop_config["class_counts"]), loop_config.get("vocab"))
     model = ray.train.torch.prepare_model(build(config, loop_config["model_kwargs"]))
     t = config.training
     per_worker = max(1, t.batch_size // world)

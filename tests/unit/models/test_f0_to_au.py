@@ -146,3 +146,17 @@ def test_same_seed_same_outputs() -> None:
         model = _model(dropout=0.2)
         outs.append(model(src, mask, dec_in, sampling_prob=0.5))
     torch.testing.assert_close(outs[0], outs[1], atol=0, rtol=0)
+
+
+def test_median_pick_is_the_median_of_the_step_distribution() -> None:
+    from affectlab.models.decoding import median_token
+
+    probs = torch.tensor([[0.0, 0.0, 0.4, 0.05, 0.1, 0.45],   # mode id 5, median id 4 (cdf 0.45, 0.55)
+                          [0.0, 0.0, 0.6, 0.1, 0.1, 0.2]])    # mode = median = id 2
+    assert median_token(torch.log(probs)).tolist() == [4, 2]
+    step = lambda prev, state, j: (torch.log(probs), state)  # noqa: E731
+    kwargs = dict(batch=2, steps=3, sos_id=0, eos_id=1, lengths=torch.tensor([3, 3]))
+    assert greedy_decode(step, (torch.zeros(2, 1),), pick="median", **kwargs).ids[:, 0].tolist() == [4, 2]
+    assert greedy_decode(step, (torch.zeros(2, 1),), **kwargs).ids[:, 0].tolist() == [5, 2]
+    with pytest.raises(ValueError, match="pick: 'mean'"):
+        greedy_decode(step, (torch.zeros(2, 1),), pick="mean", **kwargs)

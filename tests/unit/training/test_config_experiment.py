@@ -64,6 +64,22 @@ def test_task_and_model_must_fit() -> None:
         parse_experiment({"base": _base(model={"name": "f0_to_au"})})
 
 
+def test_au_step_must_divide_the_range_and_fits_f0_to_au_only() -> None:
+    f0 = {"data": {"features": "/d", "task": "f0_to_au", "au_step": 0.5}, "model": {"name": "f0_to_au"}}
+    assert parse_experiment({"base": f0}).base.data.au_step == 0.5
+    with pytest.raises(ConfigError, match=r"base\.data\.au_step.*divide"):
+        parse_experiment({"base": {**f0, "data": {**f0["data"], "au_step": 0.3}}})
+    with pytest.raises(ConfigError, match="preprocess --au-step"):
+        parse_experiment({"base": _base(data={"features": "/d", "au_step": 0.5})})
+
+
+def test_teacher_forcing_ratio_is_a_probability() -> None:
+    f0 = {"data": {"features": "/d", "task": "f0_to_au"}, "model": {"name": "f0_to_au"}}
+    assert parse_experiment({"base": f0}).base.training.teacher_forcing_ratio == 1.0
+    with pytest.raises(ConfigError, match="teacher_forcing_ratio"):
+        parse_experiment({"base": {**f0, "training": {"teacher_forcing_ratio": 1.5}}})
+
+
 def test_overrides_address_base_by_default(tmp_path) -> None:
     path = tmp_path / "exp.yaml"
     path.write_text("base:\n  data: {features: /d}\n  model: {name: stacked}\ntune: {num_samples: 2}\n")
