@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["RayTarget", "ray_session", "where_ray_runs"]
+__all__ = ["RayTarget", "quiet_tune_output", "ray_session", "where_ray_runs"]
 
 
 @dataclass(frozen=True)
@@ -87,3 +87,21 @@ def _quiet_ray_data(verbose: bool) -> None:
     if hasattr(ctx, "print_on_execution_start"):
         ctx.print_on_execution_start = verbose
     logging.getLogger("ray.data").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+@contextmanager
+def quiet_tune_output() -> Iterator[None]:
+    """Silence Tune's own tables (affectlab prints its own progress and summaries).
+
+    Ray 2.60's new output engine prints its experiment box even at ``verbose=0``; the legacy
+    reporter at ``verbose=0`` prints nothing. Read by Tune at ``fit()`` time in this process.
+    """
+    saved = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = saved

@@ -29,7 +29,8 @@ def test_loso_grid_runs_every_fold_and_writes_tables(tmp_path_factory, ray_local
         assert sorted(group["test_subject"]) == [f"s{i:02d}" for i in range(1, SUBJECTS + 1)]
     for row in folds.itertuples():
         assert row.test_subject not in row.val_subjects.split(",")
-        summary = json.loads((tmp_path / "cv" / "runs" / f"{row.fold}_{row.au}_{row.kind}_{row.arch}_{row.feature_set}" / "result.json").read_text())
+        assert row.run == f"{row.fold}_{row.au}_{row.kind}_{row.arch}_{row.feature_set}"
+        summary = json.loads((tmp_path / "cv" / "runs" / row.run / "result.json").read_text())
         assert row.test_subject not in summary["split"]["train"] + summary["split"]["val"]
         assert 0.0 <= row.uar <= 1.0
     summary = pd.read_parquet(tmp_path / "cv" / "summary.parquet")

@@ -140,6 +140,7 @@ def _rows(points: list[dict[str, Any]], out: str) -> list[dict[str, Any]]:
             **{k: summary["test"].get(f"test_{k}") for k in ("uar", "f1", "accuracy", "loss")},
             "val_uar": summary["val"].get("val_uar"), "best_epoch": summary["best_epoch"], "epochs": summary["epochs"],
             "wall_s": summary["wall_s"], "val_subjects": ",".join(summary["split"]["val"]),
+            "run": name,  # <out>/cv/runs/<run>/: config, history, result, best model
         })
     return rows
 
@@ -167,6 +168,7 @@ def run_cv(base: ExperimentConfig, *, out: str, folds: str = "loso", aus: Sequen
     import ray
     from ray import tune
 
+    from affectlab.runtime import quiet_tune_output
     from affectlab.training.tables import write_tables
 
     if folds not in FOLD_SCHEMES:
@@ -192,7 +194,8 @@ def run_cv(base: ExperimentConfig, *, out: str, folds: str = "loso", aus: Sequen
                                   failure_config=tune.FailureConfig(max_failures=0, fail_fast=True)),
     )
     started = time.perf_counter()
-    results = tuner.fit()
+    with quiet_tune_output():
+        results = tuner.fit()
     wall = time.perf_counter() - started
     errors = [r.error for r in results if r.error is not None]
     if errors:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from affectlab import storage
+from affectlab.runtime import quiet_tune_output
 from affectlab.tuning import state as st
 from affectlab.tuning.space import Sweep, trial_config
 from affectlab.tuning.trainable import (
@@ -160,7 +160,7 @@ def run_sweep(
     ledger.seed_best(history.curves)
     tuner = _tuner(sweep, paths, train_fn=train_fn, scheduler=scheduler, ledger=ledger, remaining=remaining,
                    searcher=_searcher(sweep, study, journal, history.total_trials))
-    with _legacy_quiet_output():
+    with quiet_tune_output():
         tuner.fit()
     return _finish(sweep, paths, study, total, ran=len(ledger.numbers), epochs=ledger.epochs, echo=echo)
 
@@ -195,22 +195,6 @@ def _tuner(sweep: Sweep, paths: st.SweepPaths, *, train_fn: TrainFn | None, sche
     )
 
 
-@contextmanager
-def _legacy_quiet_output() -> Iterator[None]:
-    """Silence Tune's own tables (the ledger prints progress instead).
-
-    Ray 2.60's new output engine prints its experiment box even at ``verbose=0``; the legacy
-    reporter at ``verbose=0`` prints nothing. Read by Tune at ``fit()`` time in this process.
-    """
-    saved = os.environ.get("RAY_AIR_NEW_OUTPUT")
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
-        else:
-            os.environ["RAY_AIR_NEW_OUTPUT"] = saved
 
 
 def _read_spec(paths: st.SweepPaths) -> dict[str, Any] | None:
