@@ -68,7 +68,7 @@ def task_for(config: ExperimentConfig, prepared_counts: np.ndarray, vocab: dict[
     t = config.training
     beam = t.beam_size if t.decode == "beam" else 1
     return make_task(config.data.task, class_counts=prepared_counts, use_class_weights=t.class_weights,
-                     vocab=vocab, teacher_forcing=True, scheduled_sampling=1.0 - t.teacher_forcing_ratio,
+                     vocab=vocab, teacher_forcing_ratio=t.teacher_forcing_ratio,
                      beam_width=beam, pick="median" if t.decode == "median" else "mode")
 
 

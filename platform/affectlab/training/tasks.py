@@ -100,22 +100,21 @@ class Seq2SeqTask:
         id_values: Intensity of each AU token id (NaN for SOS/EOS), shape (V,).
         sos_id: Start token id.
         eos_id: End token id.
-        teacher_forcing: Feed the true previous token in training (else the model's own).
-        scheduled_sampling: With teacher forcing, the probability of feeding the model's own
-            previous token instead at each step (0 = pure teacher forcing).
+        teacher_forcing_ratio: Probability of feeding the true previous token at each training
+            step (1 = teacher forcing; otherwise the model's own token: scheduled sampling).
         beam_width: 1 for greedy decoding at evaluation, more for beam search.
         pick: Greedy decoding's per-step choice, ``"mode"`` or ``"median"``.
         class_weights: Optional (V,) weights of the cross-entropy.
     """
 
-    def __init__(self, id_values: np.ndarray, sos_id: int, eos_id: int, *, teacher_forcing: bool = True,
-                 scheduled_sampling: float = 0.0, beam_width: int = 1, class_weights: np.ndarray | None = None,
+    def __init__(self, id_values: np.ndarray, sos_id: int, eos_id: int, *, teacher_forcing_ratio: float = 1.0,
+                 beam_width: int = 1, class_weights: np.ndarray | None = None,
                  pick: str = "mode") -> None:
         self.id_values = np.asarray(id_values, dtype=np.float64)
         zero = np.flatnonzero(self.id_values == 0.0)
         self.zero_id = int(zero[0]) if zero.size else eos_id
         self.sos_id, self.eos_id = sos_id, eos_id
-        self.sampling_prob = scheduled_sampling if teacher_forcing else 1.0
+        self.sampling_prob = 1.0 - teacher_forcing_ratio
         self.beam_width = beam_width
         self.pick = pick
         self.weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
@@ -176,8 +175,7 @@ def _cat(parts: list[np.ndarray]) -> np.ndarray:
 
 
 def make_task(task: str, *, class_counts: np.ndarray, use_class_weights: bool, vocab: dict[str, Any] | None,
-              teacher_forcing: bool = True, scheduled_sampling: float = 0.0, beam_width: int = 1,
-              pick: str = "mode") -> FrameTask | Seq2SeqTask:
+              teacher_forcing_ratio: float = 1.0, beam_width: int = 1, pick: str = "mode") -> FrameTask | Seq2SeqTask:
     """Build the task object for ``data.task`` (``au`` or ``f0_to_au``)."""
     weights = eq11_weights(class_counts) if use_class_weights else None
     if task == "au":
@@ -187,5 +185,5 @@ def make_task(task: str, *, class_counts: np.ndarray, use_class_weights: bool, v
     if weights is not None:
         weights = np.where(np.asarray(class_counts) > 0, weights, 1.0)  # EOS / unseen tokens: weight 1
     return Seq2SeqTask(np.asarray(vocab["id_values"]), int(vocab["sos_id"]), int(vocab["eos_id"]),
-                       teacher_forcing=teacher_forcing, scheduled_sampling=scheduled_sampling, beam_width=beam_width,
+                       teacher_forcing_ratio=teacher_forcing_ratio, beam_width=beam_width,
                        class_weights=weights, pick=pick)
