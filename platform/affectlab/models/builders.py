@@ -75,6 +75,14 @@ def _check_common(checks: _Checks, opts: dict[str, Any]) -> None:
         checks.non_negative(key, opts[key])
 
 
+def _common_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
+    """The options every 003 network takes (validated by :func:`_check_common`)."""
+    return {
+        "merge": opts["merge"], "batch_norm": bool(opts["batch_norm"]), "dropout": float(opts["dropout"]),
+        **{key: float(opts[key]) for key in ("l2_kernel", "l1_bias", "attention_reg")},
+    }
+
+
 def _check_intra(checks: _Checks, opts: dict[str, Any]) -> dict[str, Any]:
     """Validate the IntraAtt options and return :class:`IntraAttention` keyword arguments."""
     checks.positive_int("window", opts["window"])
@@ -102,12 +110,7 @@ def _stacked(name: str, intra_after: tuple[int, ...], opts: dict[str, Any]) -> n
         num_layers=opts["num_layers"],
         intra_after=tuple(last if i < 0 else i for i in intra_after),
         intra=intra,
-        merge=opts["merge"],
-        batch_norm=bool(opts["batch_norm"]),
-        dropout=float(opts["dropout"]),
-        l2_kernel=float(opts["l2_kernel"]),
-        l1_bias=float(opts["l1_bias"]),
-        attention_reg=float(opts["attention_reg"]),
+        **_common_kwargs(opts),
     )
 
 
@@ -158,12 +161,7 @@ def _encdec(name: str, inter: bool, with_intra: bool, opts: dict[str, Any]) -> n
         attention_units=opts["attention_units"],
         feedback=opts["feedback"],
         aligned_input=bool(opts["aligned_input"]),
-        merge=opts["merge"],
-        batch_norm=bool(opts["batch_norm"]),
-        dropout=float(opts["dropout"]),
-        l2_kernel=float(opts["l2_kernel"]),
-        l1_bias=float(opts["l1_bias"]),
-        attention_reg=float(opts["attention_reg"]),
+        **_common_kwargs(opts),
     )
 
 
