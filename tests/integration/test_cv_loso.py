@@ -40,3 +40,23 @@ def test_loso_grid_runs_every_fold_and_writes_tables(tmp_path_factory, ray_local
     assert "| Avg. |" in (tmp_path / "cv" / "table2.md").read_text()
     timing = json.loads((tmp_path / "cv" / "timing.json").read_text())
     assert timing["trainings"] == SUBJECTS * 2 and timing["grid_wall_s"] > 0
+    _check_class_presence(pre, folds, table1)
+
+
+def _check_class_presence(pre: str, folds: pd.DataFrame, table1: str) -> None:
+    """Rows record the classes of the test / validation labels; validation has two when it can."""
+    from affectlab.training.config import DataConfig
+    from affectlab.training.corpus import load_corpus
+    from affectlab.training.splits import classes_by_subject
+
+    corpus = load_corpus(DataConfig(features=pre, feature_set="egemaps"))
+    for row in folds.itertuples():
+        classes = classes_by_subject(corpus.subjects, corpus.labels[f"{row.au}_{row.kind}"])
+        assert row.test_classes == len(classes[row.test_subject])
+        assert row.val_classes == len(set().union(*(classes[s] for s in row.val_subjects.split(","))))
+        best = max(len(c) for s, c in classes.items() if s != row.test_subject)
+        assert row.val_classes >= min(best, 2)  # a two-class validation subject whenever one exists
+    assert "single-class folds included" in table1  # the tables say how the mean treats them
+    flagged = folds[(folds["test_classes"] < 2) | (folds["val_classes"] < 2)]
+    for row in flagged.itertuples():
+        assert f"{row.au} {row.kind}, {row.arch}, {row.feature_set}" in table1 and row.fold in table1

@@ -22,7 +22,7 @@ __all__ = ["cv_section", "is_cv", "is_run", "run_section"]
 
 WritePng = Callable[[str, bytes], None]
 _FOLD_COLUMNS = ["fold", "test_subject", "au", "kind", "arch", "feature_set", "uar", "f1", "accuracy",
-                 "val_uar", "best_epoch", "epochs", "wall_s"]
+                 "val_uar", "best_epoch", "epochs", "wall_s", "val_subjects", "test_classes", "val_classes"]
 
 
 def is_run(uri: str) -> bool:
@@ -93,7 +93,11 @@ def cv_section(doc: Document, uri: str, write_png: WritePng, *, prefix: str = "c
         if storage.exists(table_uri):
             doc.markdown_block(storage.read_text(table_uri))
     columns = [c for c in _FOLD_COLUMNS if c in folds.columns]
-    doc.table(Table.from_frame(folds[columns], caption="every training (test metrics on the held-out subject)"))
+    caption = "every training (test metrics on the held-out subject)"
+    if "test_classes" in columns:
+        caption += ("; test_classes / val_classes: classes present in the test subject's / validation data's labels "
+                    "(1: UAR is that class's recall, flagged in the tables above)")
+    doc.table(Table.from_frame(folds[columns], caption=caption))
     groups = folds.groupby([c for c in ("au", "kind", "arch", "feature_set") if c in folds.columns], sort=True)
     cache = CorpusCache()
     for i, (key, group) in enumerate(groups):
@@ -102,7 +106,7 @@ def cv_section(doc: Document, uri: str, write_png: WritePng, *, prefix: str = "c
 
 
 def _run_dir(cv: str, row: Any) -> str:
-    name = row.get("name") if hasattr(row, "get") else None
+    name = (row.get("run") or row.get("name")) if hasattr(row, "get") else None
     if not name:
         name = "_".join(str(row[k]) for k in ("fold", "au", "kind", "arch", "feature_set"))
     return storage.join(cv, "runs", str(name))

@@ -8,6 +8,13 @@ training recordings), never on the test subject: :func:`check_fold` raises
 :class:`~affectlab.training.splits.SubjectLeakageError` otherwise. The corpus of each feature set
 is read once on the driver and shared with the trials through the object store.
 
+Validation subjects are chosen with ``data.split_seed`` (not ``training.seed``) among the
+training subjects whose target labels hold two classes whenever there are enough of them
+(:func:`~affectlab.training.splits.plan_split`). Each fold row records ``test_classes`` and
+``val_classes``: how many classes the test subject's and the validation data's labels hold, so
+the tables can flag single-class folds (where UAR is one class's recall; see
+:mod:`affectlab.training.tables` for how the means treat them).
+
 Outputs under ``<out>/cv/``: ``folds.parquet`` (one row per training: test UAR, F1, epochs...),
 ``runs/<trial>/`` (each training's outputs), the tables of :mod:`affectlab.training.tables`
 (``summary.parquet``, ``table1.*``, ``table2.*``) and ``timing.json`` (grid wall time vs the
@@ -29,9 +36,18 @@ from affectlab import storage
 from affectlab.errors import ConfigError
 from affectlab.training.config import KINDS, ExperimentConfig, with_updates
 from affectlab.training.corpus import Corpus, load_corpus, target_column
-from affectlab.training.splits import Fold, Split, SubjectLeakageError, check_disjoint, loso_folds, make_split
+from affectlab.training.splits import (
+    CLASS_TARGET_TASKS,
+    Fold,
+    Split,
+    SubjectLeakageError,
+    check_disjoint,
+    classes_present,
+    loso_folds,
+    plan_split,
+)
 
-__all__ = ["CVResult", "check_fold", "cv_configs", "run_cv"]
+__all__ = ["CVResult", "check_fold", "cv_configs", "run_cv", "split_classes"]
 
 FOLD_SCHEMES = ("loso",)
 
@@ -115,31 +131,45 @@ def _trial(params: dict[str, Any], *, configs: dict[str, dict], corpora: dict[st
     config = ExperimentConfig.model_validate(cfg_json)
     corpus = corpora[point["feature_set"]]
     fold = Fold(point["fold"], tuple(point["test"]))
-    planned = make_split(sorted(set(corpus.subjects)), config.data.test_subjects, val_subjects=config.data.validation.subjects,
-                         seed=config.training.seed, val_fraction=config.data.validation.fraction,
-                         samples_by_subject=_samples(corpus))
+    column = target_column(corpus, config.data.task, config.data.target.au, config.data.target.kind)
+    planned = plan_split(config.data, corpus.sample_ids, corpus.subjects, corpus.labels[column])
     check_fold(fold, planned)  # before any training
     result = train(config, out=storage.join(out, "cv", "runs", config.name), reporter=_TuneMetrics(), corpus=corpus)
     check_fold(fold, result.split)  # and on the split the training actually used
 
 
-def _samples(corpus: Corpus) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for sid, subject in zip(corpus.sample_ids, corpus.subjects, strict=True):
-        out.setdefault(subject, []).append(sid)
-    return out
+def split_classes(corpus: Corpus, column: str, split: dict[str, Sequence[str]]) -> tuple[int, int]:
+    """How many classes the test part and the validation part of ``split`` hold in ``column``.
+
+    ``split`` is a result's ``split`` entry (``test``, ``val`` subjects and ``val_samples``
+    recording ids); only the label arrays are read.
+    """
+    test, val = set(split.get("test", ())), set(split.get("val", ()))
+    val_samples = set(split.get("val_samples", ()))
+    labels = corpus.labels[column]
+    test_y = [y for y, s in zip(labels, corpus.subjects, strict=True) if s in test]
+    val_y = [y for y, s, sid in zip(labels, corpus.subjects, corpus.sample_ids, strict=True) if s in val or sid in val_samples]
+    return len(classes_present(test_y)), len(classes_present(val_y))
 
 
-def _rows(points: list[dict[str, Any]], out: str) -> list[dict[str, Any]]:
+def _rows(points: list[tuple[dict[str, Any], str]], out: str, corpora: dict[str, Corpus], task: str) -> list[dict[str, Any]]:
     rows = []
     for point, name in points:
         summary = json.loads(storage.read_text(storage.join(out, "cv", "runs", name, "result.json")))
+        test_classes: int | None = None
+        val_classes: int | None = None
+        if task in CLASS_TARGET_TASKS:
+            corpus = corpora[point["feature_set"]]
+            column = target_column(corpus, task, point["au"], point["kind"])
+            test_classes, val_classes = split_classes(corpus, column, summary["split"])
         rows.append({
             "fold": point["fold"], "test_subject": ",".join(point["test"]), "au": point["au"], "kind": point["kind"],
             "arch": point["arch"], "feature_set": point["feature_set"],
             **{k: summary["test"].get(f"test_{k}") for k in ("uar", "f1", "accuracy", "loss")},
             "val_uar": summary["val"].get("val_uar"), "best_epoch": summary["best_epoch"], "epochs": summary["epochs"],
             "wall_s": summary["wall_s"], "val_subjects": ",".join(summary["split"]["val"]),
+            # classes present in the test subject's / validation data's labels (< 2: UAR is one class's recall)
+            "test_classes": test_classes, "val_classes": val_classes,
             "run": name,  # <out>/cv/runs/<run>/: config, history, result, best model
         })
     return rows
@@ -200,7 +230,7 @@ def run_cv(base: ExperimentConfig, *, out: str, folds: str = "loso", aus: Sequen
     errors = [r.error for r in results if r.error is not None]
     if errors:
         raise errors[0]
-    rows = _rows([(point, cfg.name) for point, cfg in grid], out)
+    rows = _rows([(point, cfg.name) for point, cfg in grid], out, corpora, base.data.task)
     storage.write_parquet(pa.Table.from_pylist(rows), storage.join(out, "cv", "folds.parquet"))
     trainings = sum(r["wall_s"] for r in rows)
     timing = {"grid_wall_s": wall, "sum_training_s": trainings, "cpus": cpus, "trainings": len(rows),

@@ -30,7 +30,7 @@ import pyarrow as pa
 from affectlab.errors import DatasetError
 from affectlab.training.config import ExperimentConfig
 from affectlab.training.corpus import Corpus, load_corpus, target_column
-from affectlab.training.splits import Split, make_split
+from affectlab.training.splits import Split, plan_split
 
 __all__ = ["Corpus", "Prepared", "Windows", "batches", "load_corpus", "prepare", "windows_from_arrow"]
 
@@ -110,17 +110,9 @@ def prepare(config: ExperimentConfig, corpus: Corpus | None = None) -> Prepared:
     if data.subjects is not None:
         corpus = corpus.restrict(data.subjects)
     column = target_column(corpus, data.task, data.target.au, data.target.kind)
-    samples_by_subject: dict[str, list[str]] = {}
-    for sid, subj in zip(corpus.sample_ids, corpus.subjects, strict=True):
-        samples_by_subject.setdefault(subj, []).append(sid)
-    split = make_split(
-        sorted(samples_by_subject),
-        data.test_subjects,
-        val_subjects=data.validation.subjects,
-        val_fraction=data.validation.fraction,
-        seed=config.training.seed,
-        samples_by_subject=samples_by_subject,
-    )
+    # data.split_seed (not training.seed) picks the validation subjects, preferring subjects whose
+    # target labels hold two classes (class presence read from the label arrays only)
+    split = plan_split(data, corpus.sample_ids, corpus.subjects, corpus.labels[column])
     x = _normalised(corpus, split, data.normalisation)
     ys = corpus.labels[column]
     parts = _part_of(corpus, split)
