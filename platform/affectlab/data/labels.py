@@ -20,10 +20,28 @@ Frames without a label get :data:`IGNORE_ID` (-1), which is not in any vocabular
 
 Alignment
 ---------
-Label frame ``i`` at ``r`` Hz covers ``[i/r, (i+1)/r)``; feature frame ``t`` at ``R`` Hz sits at
-``t/R`` (openSMILE frame start). :func:`align_to_frames` samples and holds: feature frame ``t``
-takes label frame ``floor(t * r / R)`` (the nearest *previous* label frame); frames past the
-last label frame, or whose label frame is unannotated (NaN), are invalid (NaN).
+One convention for a frame's time: **the centre of its analysis window**.
+
+* Label frame ``k`` at ``r`` Hz covers ``[k/r, (k+1)/r)``; its time is the centre ``(k + 1/2)/r``.
+* Feature frame ``t`` at ``R`` Hz sits at ``c_t = offset + t/R``, where ``offset`` is the centre of
+  frame 0's analysis window. For openSMILE LLDs (eGeMAPSv02 and ComParE_2016 alike) the frame
+  starts at ``t * 10 ms`` and its descriptors come from a 20 ms and a 60 ms window starting
+  there, so the frame's time is the centre of the whole 60 ms span: ``t * 10 ms + 30 ms``
+  (:data:`affectlab.features.audio.FRAME_OFFSET_S`, derivation there).
+
+:func:`align_to_frames` (preprocessing) samples and holds: feature frame ``t`` takes the label
+frame whose span holds its time, ``floor(c_t * r)`` (:func:`frame_label_index`); frames whose
+label frame is past the last one, or unannotated (NaN), are invalid (NaN).
+
+:func:`label_frame_spans` (training at the label rate) goes back: label frame ``k`` owns the
+feature frames whose time lies in its span (the frames that hold its value), and its *nearest
+frame* is the feature frame whose time is nearest its centre (ties to the earlier frame). When
+the span holds at least one feature frame time, the nearest frame is one of them and carries
+label frame ``k``'s own value exactly; features are averaged over the span and held inputs
+(F0 tokens) are taken from the nearest frame. A span without any feature frame time (label
+frames faster than the features, or the first label frames when ``offset`` exceeds one label
+period, e.g. 50 Hz labels: frame 0 covers 0-20 ms, the first LLD time is 30 ms) never reached
+the stored grid: its label is unknown (-1) and its input is the nearest frame's.
 
 AU phases (``003_*`` Section III-D, our precise reading)
 ------------------------------------------------------
@@ -59,11 +77,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from affectlab.errors import ConfigError
+from affectlab.errors import ConfigError, DatasetError
 
 __all__ = [
     "AU_MAX",
@@ -71,12 +90,15 @@ __all__ = [
     "F0_MIN_HZ",
     "IGNORE_ID",
     "PHASES",
+    "LabelFrameSpans",
     "align_to_frames",
     "au_phases",
     "au_vocab",
     "class_counts",
     "clip_f0",
     "f0_vocab",
+    "frame_label_index",
+    "label_frame_spans",
     "quantize_au",
     "quantize_f0",
 ]
@@ -166,22 +188,114 @@ def quantize_f0(f0_hz: np.ndarray, step: float) -> np.ndarray:
     return np.where(nan, IGNORE_ID, ids).astype(np.int16)
 
 
-def align_to_frames(values: np.ndarray, label_rate_hz: float, n_frames: int, frame_rate_hz: float) -> np.ndarray:
+# tolerance, in label frames, for a frame time that falls on a label frame boundary: computed as
+# (t + offset * R) * r / R this is exact for integral offset * R and rates, but other offsets
+# round (0.29 * 100 is 28.999999999999996) and must not be floored to the previous frame
+_BOUNDARY_TOL = 1e-6
+
+
+def _check_rate(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer) \
+            or not math.isfinite(value) or value <= 0:
+        raise DatasetError(f"{name}: must be a positive number of frames per second, got {value!r}")
+    return float(value)
+
+
+def _check_offset(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer) \
+            or not math.isfinite(value) or value < 0:
+        raise DatasetError(f"frame_offset_s: must be a finite time >= 0 in seconds, got {value!r}")
+    return float(value)
+
+
+def frame_label_index(n_frames: int, frame_rate_hz: float, label_rate_hz: float, *, frame_offset_s: float) -> np.ndarray:
+    """The label frame whose span holds each feature frame's time (see "Alignment" above).
+
+    Feature frame ``t`` sits at ``frame_offset_s + t / frame_rate_hz``; label frame ``k`` covers
+    ``[k / label_rate_hz, (k + 1) / label_rate_hz)``. A time on a boundary belongs to the later
+    label frame (within a 1e-6 label-frame tolerance for floating-point rounding).
+
+    Returns:
+        int64 array of ``n_frames`` non-decreasing label frame indices.
+
+    Raises:
+        DatasetError: A rate that is not a positive number, a negative offset or frame count.
+    """
+    big_r = _check_rate(frame_rate_hz, "frame_rate_hz")
+    r = _check_rate(label_rate_hz, "label_rate_hz")
+    offset = _check_offset(frame_offset_s)
+    if int(n_frames) < 0:
+        raise DatasetError(f"n_frames: must be >= 0, got {n_frames!r}")
+    # t + offset*R in feature frames, then to label frames: exact for integral offset*R and rates
+    t = np.arange(int(n_frames), dtype=np.float64) + offset * big_r
+    return np.floor(t * r / big_r + _BOUNDARY_TOL).astype(np.int64)
+
+
+def align_to_frames(
+    values: np.ndarray, label_rate_hz: float, n_frames: int, frame_rate_hz: float, *, frame_offset_s: float
+) -> np.ndarray:
     """Sample-and-hold labels (L x K, or L) at ``label_rate_hz`` onto ``n_frames`` feature frames.
 
-    Feature frame ``t`` (time ``t / frame_rate_hz``) takes label frame
-    ``floor(t * label_rate_hz / frame_rate_hz)``; frames beyond the labels are NaN.
+    Feature frame ``t`` (time ``frame_offset_s + t / frame_rate_hz``, the centre of its analysis
+    window) takes the label frame whose span holds that time (:func:`frame_label_index`); frames
+    whose label frame is beyond the labels are NaN.
 
     Returns:
         float32 array with ``n_frames`` rows and the same trailing shape as ``values``.
+
+    Raises:
+        DatasetError: Bad rates or offset (see :func:`frame_label_index`).
     """
     x = np.asarray(values, dtype=np.float32)
-    # integer arithmetic where the rates allow it avoids 0.9999 -> 0 flooring errors
-    idx = np.floor((np.arange(n_frames) * float(label_rate_hz) + 1e-6) / float(frame_rate_hz)).astype(np.int64)
-    out = np.full((n_frames, *x.shape[1:]), np.nan, dtype=np.float32)
+    idx = frame_label_index(n_frames, frame_rate_hz, label_rate_hz, frame_offset_s=frame_offset_s)
+    out = np.full((int(n_frames), *x.shape[1:]), np.nan, dtype=np.float32)
     inside = idx < x.shape[0]
     out[inside] = x[idx[inside]]
     return out
+
+
+@dataclass(frozen=True)
+class LabelFrameSpans:
+    """Where each of ``K`` label frames lies on the feature grid (:func:`label_frame_spans`).
+
+    ``start[k]:stop[k]``: the feature frames whose time lies in label frame ``k``'s span (empty
+    when ``start == stop``); ``nearest[k]``: the feature frame whose time is nearest its centre;
+    ``label_frame[k]``: the feature frame that holds label frame ``k``'s value after
+    :func:`align_to_frames` (``nearest[k]`` when it lies in the span), -1 when none does.
+    """
+
+    start: np.ndarray
+    stop: np.ndarray
+    nearest: np.ndarray
+    label_frame: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+
+def label_frame_spans(n_frames: int, frame_rate_hz: float, label_rate_hz: float, *, frame_offset_s: float) -> LabelFrameSpans:
+    """The feature frames of every label frame ``0 .. K-1`` (see "Alignment" above).
+
+    ``K`` is one more than the label frame holding the last feature frame's time: every label
+    frame up to the end of the features gets an entry, also one whose span holds no feature
+    frame time (its ``label_frame`` is -1). Uses the same :func:`frame_label_index` as
+    :func:`align_to_frames`, so the frames of a span hold exactly that label frame's value.
+
+    Raises:
+        DatasetError: Bad rates or offset (see :func:`frame_label_index`).
+    """
+    idx = frame_label_index(n_frames, frame_rate_hz, label_rate_hz, frame_offset_s=frame_offset_s)
+    n_label = int(idx[-1]) + 1 if len(idx) and idx[-1] >= 0 else 0
+    k = np.arange(n_label, dtype=np.int64)
+    start = np.searchsorted(idx, k, side="left").astype(np.int64)
+    stop = np.searchsorted(idx, k, side="right").astype(np.int64)
+    # nearest frame time to the centre (k + 1/2) / r, ties to the earlier frame: t = ceil(u - 1/2)
+    big_r, r = float(frame_rate_hz), float(label_rate_hz)
+    u = (k + 0.5) * (big_r / r) - float(frame_offset_s) * big_r
+    nearest = np.clip(np.ceil(u - 0.5 - _BOUNDARY_TOL), 0, max(int(n_frames) - 1, 0)).astype(np.int64)
+    inside = idx[nearest] == k if n_label else np.zeros(0, dtype=bool)
+    label_frame = np.where(inside, nearest, np.where(stop > start, start, -1)).astype(np.int64)
+    return LabelFrameSpans(start=start, stop=stop, nearest=nearest, label_frame=label_frame)
 
 
 def _phases_1d(x: np.ndarray) -> np.ndarray:

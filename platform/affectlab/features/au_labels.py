@@ -11,8 +11,12 @@ Per recording (a manifest row with ``audio_path`` and ``labels_path``):
    label rate (:func:`affectlab.data.labels.au_phases`, rules and reading documented there).
 4. Everything is aligned to the feature grid by sample-and-hold
    (:func:`affectlab.data.labels.align_to_frames`): ``T`` = the number of openSMILE LLD frames
-   of this audio (:func:`affectlab.features.audio.n_feature_frames`), frame ``t`` at ``t * 10
-   ms``; frames past the last label are invalid (NaN / -1).
+   of this audio (:func:`affectlab.features.audio.n_feature_frames`), frame ``t`` at the centre
+   of its analysis window, ``t * 10 ms + 30 ms``
+   (:data:`affectlab.features.audio.FRAME_OFFSET_S`), takes the label frame whose span holds
+   that time; frames past the last label are invalid (NaN / -1). The offset is stored with
+   every row (``frame_offset_s``) so training recovers each label frame exactly
+   (:func:`affectlab.data.labels.label_frame_spans`).
 
 Output columns are listed in :mod:`affectlab.features.io`.
 """
@@ -26,7 +30,7 @@ import numpy as np
 from affectlab.data.frame_labels import read_frame_labels
 from affectlab.data.labels import PHASES, align_to_frames, au_phases, au_vocab, quantize_au
 from affectlab.errors import ConfigError, DatasetError
-from affectlab.features.audio import FRAME_RATE_HZ, n_feature_frames, read_audio_info, resampled_length
+from affectlab.features.audio import FRAME_OFFSET_S, FRAME_RATE_HZ, n_feature_frames, read_audio_info, resampled_length
 
 __all__ = ["AuLabelExtractor", "au_columns"]
 
@@ -69,7 +73,7 @@ class AuLabelExtractor:
         if tolerance_s < 0 or tolerance_frac < 0:
             raise ConfigError(f"tolerance: must be >= 0, got {tolerance_s} s / {tolerance_frac}")
         params = {"aus": list(aus), "au_step": float(au_step), "frame_rate_hz": FRAME_RATE_HZ,
-                  "alignment": "sample-and-hold", "phases_on": "quantized intensity at label rate",
+                  "alignment": "sample-and-hold", "frame_offset_s": FRAME_OFFSET_S, "phases_on": "quantized intensity at label rate",
                   "tolerance_s": float(tolerance_s), "tolerance_frac": float(tolerance_frac)}
         return {"name": cls.name, "version": cls.version, "params": params}
 
@@ -108,18 +112,20 @@ class AuLabelExtractor:
             )
         quantized, _ = quantize_au(dense, self.step)
         phases = au_phases(quantized)
-        intensity = align_to_frames(dense, rate, n_frames, FRAME_RATE_HZ)
+        intensity = align_to_frames(dense, rate, n_frames, FRAME_RATE_HZ, frame_offset_s=FRAME_OFFSET_S)
         out: dict[str, Any] = {
             "sample_id": row["sample_id"],
             "subject": row["subject"],
             "n_frames": n_frames,
             "frame_rate_hz": FRAME_RATE_HZ,
+            "frame_offset_s": FRAME_OFFSET_S,
             "label_rate_hz": float(rate),
             "duration_s": float(audio_s),
             "intensity": intensity,
             "au_id": quantize_au(intensity, self.step)[1],
         }
         for name in PHASES:
-            held = align_to_frames(np.where(phases[name] < 0, np.nan, phases[name]), rate, n_frames, FRAME_RATE_HZ)
+            held = align_to_frames(np.where(phases[name] < 0, np.nan, phases[name]), rate, n_frames, FRAME_RATE_HZ,
+                                   frame_offset_s=FRAME_OFFSET_S)
             out[name] = np.where(np.isnan(held), -1, held).astype(np.int8)
         return out

@@ -30,10 +30,20 @@ F0: ``F0semitoneFrom27.5Hz_sma3nz`` is semitones above 27.5 Hz, 0 when unvoiced,
 ``f0_id`` quantizes it with :func:`affectlab.data.labels.f0_vocab` (``f0_step``). Silence is
 not an error: F0 is then all 0 (unvoiced).
 
-LLD frame ``t`` covers the audio from ``t * 10 ms``; a clip of ``n`` samples at 16 kHz gives
-:func:`n_feature_frames` ``= (n - 800) // 160 + 1`` frames for both sets (checked in the tests).
-Clips shorter than the longest analysis window (60 ms) are rejected (openSMILE would emit a row
-of NaN).
+Frame timing. Both LLD sets frame the audio twice with a 10 ms hop (:data:`LLD_HOP_S`), both
+framers ``frameCenterSpecial = left`` (frame ``t`` starts at ``t * 10 ms``): a 20 ms Hamming
+window for energy, spectral and MFCC descriptors and a 60 ms Gaussian window for F0, voicing,
+jitter, shimmer, HNR and formants (:data:`LLD_WINDOWS_S`; openSMILE 2.6 configs
+``gemaps/v01b/GeMAPSv01b_core.lld.conf.inc`` ``[gemapsv01b_frame25]`` / ``[gemapsv01b_frame60]``,
+used by eGeMAPSv02, and ``compare/ComParE_2016_core.lld.conf.inc`` ``[is13_frame25]`` /
+``[is13_frame60]``); the 3-frame ``sma`` smoothing is centred and shifts nothing. A frame's time
+is the centre of its analysis window (the project's convention,
+:mod:`affectlab.data.labels` "Alignment"); one time per frame, the centre of the whole 60 ms
+span, ``t * 10 ms + 30 ms`` (:data:`FRAME_OFFSET_S`, :func:`frame_times_s`). That is exact for
+the 60 ms descriptors (F0 included); the 20 ms ones are centred 20 ms earlier, at
+``t * 10 ms + 10 ms``. A clip of ``n`` samples at 16 kHz gives :func:`n_feature_frames`
+``= (n - 800) // 160 + 1`` frames for both sets (checked in the tests). Clips shorter than the
+longest analysis window (60 ms) are rejected (openSMILE would emit a row of NaN).
 """
 
 from __future__ import annotations
@@ -53,17 +63,26 @@ from affectlab.errors import MediaError, unknown_name_error
 __all__ = [
     "AUDIO_EXTENSIONS",
     "AUDIO_SETS",
+    "FRAME_OFFSET_S",
+    "FRAME_RATE_HZ",
+    "LLD_HOP_S",
+    "LLD_WINDOWS_S",
     "MIN_SECONDS",
     "TARGET_SR",
     "OpenSmileExtractor",
     "n_feature_frames",
     "read_audio",
     "read_audio_info",
+    "frame_times_s",
     "semitones_to_hz",
 ]
 
 TARGET_SR = 16000
-FRAME_RATE_HZ = 100.0
+LLD_HOP_S = 0.010  # openSMILE frameStep of both LLD framers
+LLD_WINDOWS_S = (0.020, 0.060)  # openSMILE frameSize of the short and the long LLD framer
+FRAME_RATE_HZ = 1.0 / LLD_HOP_S
+# time of LLD frame 0: the centre of its longest analysis window (module docstring)
+FRAME_OFFSET_S = max(LLD_WINDOWS_S) / 2
 MIN_SECONDS = 0.06
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au")
 # the sound track of a video (lrs / affwild2 manifests point audio_path at the video)
@@ -98,6 +117,11 @@ def semitones_to_hz(st: np.ndarray) -> np.ndarray:
 def n_feature_frames(n_samples_16k: int) -> int:
     """Number of openSMILE LLD frames (10 ms hop) for a 16 kHz clip of ``n_samples_16k``."""
     return max(0, (int(n_samples_16k) - 800) // 160 + 1)
+
+
+def frame_times_s(n_frames: int) -> np.ndarray:
+    """Time in seconds of LLD frames ``0 .. n_frames-1``: ``FRAME_OFFSET_S + t * LLD_HOP_S`` (float64)."""
+    return FRAME_OFFSET_S + np.arange(int(n_frames), dtype=np.float64) / FRAME_RATE_HZ
 
 
 def resampled_length(n_samples: int, sample_rate: int) -> int:

@@ -26,7 +26,7 @@ column                type                       meaning
 ====================  =========================  =============================================
 sample_id, subject    string
 n_frames              int64                      T (1 for functionals)
-frame_rate_hz         float64                    100.0 for LLDs (frame t starts at t * 10 ms)
+frame_rate_hz         float64                    100.0 for LLDs (frame t at t * 10 ms + 30 ms)
 duration_s            float64                    audio duration
 features              list<list<float32>>        T x D; names in the schema metadata
                                                  (``feature_names(table)``)
@@ -34,11 +34,12 @@ f0_hz (egemaps)       list<float32>              T; F0 in Hz clipped to 50-550, 
 f0_id (egemaps)       list<int16>                T; ids into ``vocab/egemaps/...`` ID_to_F0
 ====================  =========================  =============================================
 
-Columns of an ``au`` label row: ``sample_id, subject, n_frames, frame_rate_hz, label_rate_hz``
-and T x K columns (K = AUs, names in ``label_names(table)``): ``intensity`` (list<list<float32>>,
-NaN = no label), ``au_id`` (list<list<int16>>, ids into ID_to_AU, -1 = no label), ``onset``,
-``apex``, ``offset``, ``occurrence`` (list<list<int8>>: 1 / 0, -1 = no label). Label row ``T``
-equals the feature row's ``n_frames`` for the same ``sample_id``.
+Columns of an ``au`` label row: ``sample_id, subject, n_frames, frame_rate_hz, label_rate_hz``,
+``frame_offset_s`` (time of feature frame 0, the centre of its analysis window; absent = 0 in
+label sets written before it) and T x K columns (K = AUs, names in ``label_names(table)``):
+``intensity`` (list<list<float32>>, NaN = no label), ``au_id`` (list<list<int16>>, ids into
+ID_to_AU, -1 = no label), ``onset``, ``apex``, ``offset``, ``occurrence`` (list<list<int8>>: 1 / 0,
+-1 = no label). Label row ``T`` equals the feature row's ``n_frames`` for the same ``sample_id``.
 """
 
 from __future__ import annotations

@@ -6,10 +6,25 @@ the label set ``labels/<set>/`` (``onset``/``apex``/``offset``/``occurrence``/``
 sample-and-hold aligned to the feature frames; -1 = no label), the vocabularies and the
 per-subject feature statistics (``stats/<set>/``). Rows are joined on ``sample_id``.
 
-Rates (``data.rate``): ``labels`` (default) brings everything back to the annotation rate
-(``label_rate_hz``, 25 Hz for video AUs): features are averaged over the feature frames of each
-label frame and labels are taken at its first feature frame (exact under sample-and-hold);
-``features`` keeps the feature rate (100 Hz). Label columns are exposed per AU as
+Rates (``data.rate``): ``labels`` (default) trains at the annotation rate (``label_rate_hz``:
+25 Hz for video AUs, 30 or 29.97 fps for Aff-Wild2 / RAVDESS, any rate): exactly one step per
+label frame, and ``frame_rate_hz`` is the label rate. Step ``k`` is label frame ``k``, the span
+``[k/r, (k+1)/r)``; with feature frame ``t`` at the centre of its analysis window,
+``frame_offset_s + t/R`` (stored with the labels; 0 for label sets written before it), the rule
+is :func:`affectlab.data.labels.label_frame_spans` (written out in that module's "Alignment"):
+
+* features: the mean (NaN ignored) over the feature frames whose time lies in the span;
+* F0 tokens (``f0_to_au``): held, not averaged: the token of the feature frame whose time is
+  nearest the label frame's centre ``(k + 1/2)/r`` (ties to the earlier frame);
+* labels: the stored value at that same nearest frame. Preprocessing held label frame ``k`` on
+  exactly the feature frames of its span, and the nearest frame is one of them whenever the
+  span holds any, so this is label frame ``k``'s own value. A span that holds no feature frame
+  time (only at the very start, or for labels faster than the features) lost its value in
+  preprocessing: its labels are -1 (not scored) and its input is the nearest frame's.
+
+The steps run from label frame 0 to the one holding the last feature frame's time (label frames
+past the end of the annotation are -1, as stored). ``features`` keeps the feature rate (100 Hz)
+and the stored frames as they are. Label columns are exposed per AU as
 ``<AU>_<kind>`` (e.g. ``AU17_occurrence``) and ``<AU>_id`` (intensity tokens).
 
 AU quantization step (``data.au_step``, ``f0_to_au`` only): by default the tokens are the ones
@@ -27,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from affectlab.data.labels import LabelFrameSpans, label_frame_spans
 from affectlab.errors import DatasetError, StorageError
 
 __all__ = ["Corpus", "load_corpus", "target_column"]
@@ -92,17 +108,34 @@ def target_column(corpus: Corpus, task: str, au: str, kind: str) -> str:
     return column
 
 
-def _hold(x: np.ndarray, factor: int, length: int) -> np.ndarray:
-    """The first of every ``factor`` frames, ``length`` of them."""
-    return x[: length * factor : factor][:length]
+def _held(x: np.ndarray, spans: LabelFrameSpans) -> np.ndarray:
+    """Per label frame, the value of the feature frame nearest its centre (F0 tokens)."""
+    return x[spans.nearest]
 
 
-def _pool(x: np.ndarray, factor: int, length: int) -> np.ndarray:
-    """Mean over each block of ``factor`` frames (a short last block is edge-padded)."""
-    need = length * factor
-    if len(x) < need:
-        x = np.concatenate([x, np.repeat(x[-1:], need - len(x), axis=0)])
-    return np.nanmean(x[:need].reshape(length, factor, *x.shape[1:]), axis=1)
+def _labels_at(y: np.ndarray, spans: LabelFrameSpans) -> np.ndarray:
+    """Per label frame, its own stored label (the frame that holds it); -1 where none does."""
+    has = spans.label_frame >= 0
+    return np.where(has, y[np.where(has, spans.label_frame, 0)], -1).astype(np.int64)
+
+
+def _pooled(x: np.ndarray, spans: LabelFrameSpans) -> np.ndarray:
+    """Per label frame, the mean over the feature frames of its span (NaN ignored; NaN if all are).
+
+    A span without feature frames takes the features of the frame nearest its centre.
+    """
+    x64 = np.asarray(x, dtype=np.float64)
+    finite = ~np.isnan(x64)
+    zero = np.zeros((1, *x64.shape[1:]))
+    sums = np.concatenate([zero, np.cumsum(np.where(finite, x64, 0.0), axis=0)])
+    counts = np.concatenate([zero, np.cumsum(finite, axis=0, dtype=np.float64)])
+    total = sums[spans.stop] - sums[spans.start]
+    n = counts[spans.stop] - counts[spans.start]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, total / np.maximum(n, 1.0), np.nan)
+    empty = spans.stop == spans.start
+    mean[empty] = x64[spans.nearest[empty]]
+    return mean.astype(np.float32)
 
 
 def _label_columns(labels: Any, io: Any) -> dict[str, list[np.ndarray]]:
@@ -147,6 +180,13 @@ def _vocab(root: str, feature_set: str, label_set: str, io: Any, au_step: float 
             "f0_vocab_size": len(id_to_f0), "f0_values": f0_values}
 
 
+def _frame_offsets(labels: Any) -> list[float]:
+    """Per label row, the time of feature frame 0 it was aligned with (0 before it was stored)."""
+    if "frame_offset_s" not in labels.column_names:
+        return [0.0] * labels.num_rows
+    return [0.0 if v is None else float(v) for v in labels.column("frame_offset_s").to_pylist()]
+
+
 def load_corpus(data: Any) -> Corpus:
     """Read and join the features and labels named by ``data`` (a ``DataConfig``).
 
@@ -173,19 +213,29 @@ def load_corpus(data: Any) -> Corpus:
     l_index = {sid: i for i, sid in enumerate(labels.column("sample_id").to_pylist())}
     f_rate = float(feats.column("frame_rate_hz")[0].as_py())
     l_rate = float(labels.column("label_rate_hz")[0].as_py()) if "label_rate_hz" in labels.column_names else f_rate
-    factor = max(1, int(round(f_rate / l_rate))) if data.rate == "labels" else 1
+    offsets = _frame_offsets(labels)
+    at_labels = data.rate == "labels" and "label_rate_hz" in labels.column_names
     keep, x_out, y_out = [], [], {k: [] for k in ys}
     for i, sid in enumerate(feats.column("sample_id").to_pylist()):
         j = l_index.get(sid)
         if j is None or not len(xs[i]):
             continue
-        length = min(len(xs[i]), *(len(v[j]) for v in ys.values())) // factor
-        if length < 1:
-            continue
+        n_frames = min(len(xs[i]), *(len(v[j]) for v in ys.values()))
+        if at_labels:
+            spans = label_frame_spans(n_frames, f_rate, l_rate, frame_offset_s=offsets[j])
+            if len(spans) < 1:
+                continue
+            x = xs[i][:n_frames]
+            x_out.append(_held(x, spans) if tokens else np.nan_to_num(_pooled(x, spans)))
+            for name in ys:
+                y_out[name].append(_labels_at(ys[name][j][:n_frames], spans))
+        else:
+            if n_frames < 1:
+                continue
+            x_out.append(xs[i][:n_frames] if tokens else np.nan_to_num(xs[i][:n_frames]).astype(np.float32))
+            for name in ys:
+                y_out[name].append(ys[name][j][:n_frames])
         keep.append(i)
-        x_out.append(_hold(xs[i], factor, length) if tokens else np.nan_to_num(_pool(xs[i], factor, length)).astype(np.float32))
-        for name in ys:
-            y_out[name].append(_hold(ys[name][j], factor, length))
     if not keep:
         raise DatasetError(f"no recording of {data.features!r} has both features ({data.feature_set}) and labels ({label_set})")
     sample_ids, subjects = feats.column("sample_id").to_pylist(), feats.column("subject").to_pylist()
@@ -195,6 +245,6 @@ def load_corpus(data: Any) -> Corpus:
         stats = None
     return Corpus(
         sample_ids=[sample_ids[i] for i in keep], subjects=[str(subjects[i]) for i in keep], features=x_out,
-        labels=y_out, feature_names=["f0_id"] if tokens else io.feature_names(feats), frame_rate_hz=f_rate / factor,
+        labels=y_out, feature_names=["f0_id"] if tokens else io.feature_names(feats), frame_rate_hz=l_rate if at_labels else f_rate,
         vocab=_vocab(data.features, data.feature_set, label_set, io, au_step) if tokens else None, is_token_input=tokens, stats=stats,
     )

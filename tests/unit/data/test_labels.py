@@ -61,8 +61,9 @@ def test_f0_vocab_and_quantization_with_unvoiced_token() -> None:
 
 
 def test_align_25hz_to_100hz_sample_and_hold_and_nan_past_the_end() -> None:
+    # frame times at the frame start (offset 0); the centre convention: test_label_alignment.py
     labels = np.array([[0.0, 1.0], [2.0, NAN], [3.0, 4.0]])
-    out = align_to_frames(labels, 25.0, 14, 100.0)
+    out = align_to_frames(labels, 25.0, 14, 100.0, frame_offset_s=0.0)
     assert out.shape == (14, 2)
     np.testing.assert_array_equal(out[:4, 0], [0, 0, 0, 0])
     np.testing.assert_array_equal(out[4:8, 0], [2, 2, 2, 2])
@@ -70,7 +71,7 @@ def test_align_25hz_to_100hz_sample_and_hold_and_nan_past_the_end() -> None:
     assert np.isnan(out[4:8, 1]).all()
     assert np.isnan(out[12:]).all()
     # label frame boundaries that are not multiples of the feature hop: 30 Hz -> 100 Hz
-    thirty = align_to_frames(np.arange(3.0), 30.0, 10, 100.0)
+    thirty = align_to_frames(np.arange(3.0), 30.0, 10, 100.0, frame_offset_s=0.0)
     np.testing.assert_array_equal(thirty, [0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
 
 

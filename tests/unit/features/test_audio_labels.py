@@ -27,16 +27,19 @@ def test_labels_are_aligned_quantized_and_classified(tmp_path: Path) -> None:
     out = AuLabelExtractor(aus=["AU01", "AU12"], au_step=0.5).process(_row(tmp_path, 25))
     n = n_feature_frames(16000)
     assert out["n_frames"] == n and out["intensity"].shape == (n, 2)
-    # label frame i (40 ms) -> feature frames 4i .. 4i+3
-    np.testing.assert_array_equal(out["intensity"][:12, 0], np.repeat([0, 1, 2], 4))
-    assert out["au_id"][4, 0] == 4 and out["au_id"][0, 0] == 2  # 1.0 -> id 4 with step 0.5
-    assert np.isnan(out["intensity"][8:12, 1]).all() and (out["au_id"][8:12, 1] == -1).all()
-    assert (out["onset"][8:12, 1] == -1).all()
-    # phases ".nnaaff." at 25 Hz, held 4 frames each
+    assert out["frame_offset_s"] == pytest.approx(0.030) and out["label_rate_hz"] == 25.0
+    # feature frame t sits at the centre of its analysis window, 10t + 30 ms; label frame i covers
+    # [40i, 40i + 40) ms, so frame t holds label frame (t + 3) // 4: frame 0 -> 0, frames 1-4 -> 1, ...
+    of_frame = (np.arange(29) + 3) // 4
+    np.testing.assert_array_equal(out["intensity"][:9, 0], [0, 1, 1, 1, 1, 2, 2, 2, 2])
+    assert out["au_id"][1, 0] == 4 and out["au_id"][0, 0] == 2  # 1.0 -> id 4 with step 0.5
+    assert np.isnan(out["intensity"][5:9, 1]).all() and (out["au_id"][5:9, 1] == -1).all()  # label frame 2
+    assert (out["onset"][5:9, 1] == -1).all() and out["onset"][4, 1] != -1 and out["onset"][9, 1] != -1
+    # phases ".nnaaff." at 25 Hz, each held on the frames whose time lies in its label frame
     expected = {"onset": [0, 1, 1, 0, 0, 0, 0, 0], "apex": [0, 0, 0, 1, 1, 0, 0, 0], "offset": [0, 0, 0, 0, 0, 1, 1, 0]}
     for name, per_label_frame in expected.items():
-        np.testing.assert_array_equal(out[name][:32, 0], np.repeat(per_label_frame, 4))
-    np.testing.assert_array_equal(out["occurrence"][:32, 0], np.repeat([0, 1, 1, 1, 1, 1, 1, 0], 4))
+        np.testing.assert_array_equal(out[name][:29, 0], np.asarray(per_label_frame)[of_frame])
+    np.testing.assert_array_equal(out["occurrence"][:29, 0], np.asarray([0, 1, 1, 1, 1, 1, 1, 0])[of_frame])
 
 
 def test_label_length_mismatch_and_missing_columns(tmp_path: Path) -> None:
