@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ import pytest
 from affectlab.cli import main
 from affectlab.training.config import load_experiment
 from affectlab.training.run import train
+from ray_processes import kill_a_worker_after_first_checkpoint
 from speech_au_data import speech_au_preprocessed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -76,12 +78,28 @@ def test_two_ddp_workers_follow_the_one_worker_loss_curve(pre, one_worker, tmp_p
 
 
 @pytest.mark.slow
-def test_killed_worker_resumes_from_last_checkpoint(pre, tmp_path) -> None:
-    config = load_experiment(AU_FILE, _sets(pre, "failure.inject_at_epoch=2", "failure.max_failures=1")).base
-    result = train(config, out=str(tmp_path))
-    assert os.path.exists(tmp_path / "_failure_drill")  # the first attempt did die after epoch 2
+def test_worker_sigkilled_mid_epoch_resumes_from_last_checkpoint(pre, tmp_path) -> None:
+    """A worker process is SIGKILLed from outside at a random moment after the first checkpoint;
+    FailureConfig restarts it from the latest checkpoint and the run ends with every epoch."""
+    config = load_experiment(AU_FILE, _sets(pre, "failure.max_failures=1", "training.max_epochs=6",
+                                            "training.prev_rounds=6")).base
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = train(config, out=str(tmp_path))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertions below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    done_before = kill_a_worker_after_first_checkpoint(tmp_path / "ray" / "au_003")
+    thread.join(timeout=600)
+    assert "error" not in outcome, outcome.get("error")
+    result = outcome["result"]
+    assert done_before[-1] != "epoch=0006", done_before  # the kill came before the last epoch
     assert result.resumed_from is not None and result.resumed_from >= 1
-    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
+    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4, 5, 6]
 
 
 def test_same_seed_same_metrics_on_cpu(pre, tmp_path) -> None:

@@ -7,7 +7,8 @@
 Seed 003 (per-step binary AU activity): ``stacked``, ``stacked_intraatt``,
 ``stacked2_intraatt``, ``encdec``, ``enc_interatt_dec``, ``enc_interatt_dec_intraatt``; every
 one takes ``forward(x (B, T, D), mask (B, T)) -> logits (B, T)`` and offers
-``regularization_loss()``. Seed 000: ``f0_to_au`` (see :mod:`affectlab.models.f0_to_au`).
+``regularization_loss()``. Seed 000: ``f0_to_au`` (see :mod:`affectlab.models.f0_to_au`). ``quadratic_game``: two players
+(an ``nn.ModuleDict``) of the game that checks the training loop (:mod:`affectlab.models.game`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import nn
 
 from affectlab.errors import ConfigError, unknown_name_error
 from affectlab.models import builders
+from affectlab.models.game import quadratic_game
 from affectlab.models.vocab import AUVocab, F0Vocab, TokenVocab
 
 __all__ = ["MODELS", "AUVocab", "F0Vocab", "TokenVocab", "build_model", "model_options"]
@@ -33,6 +35,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "enc_interatt_dec": builders.enc_interatt_dec,
     "enc_interatt_dec_intraatt": builders.enc_interatt_dec_intraatt,
     "f0_to_au": builders.f0_to_au,
+    "quadratic_game": quadratic_game,
 }
 
 

@@ -66,8 +66,7 @@ def _recompute(run_dir: str, cache: CorpusCache) -> np.ndarray:
     from affectlab.training.config import parse_experiment
     from affectlab.training.data import batches, prepare
     from affectlab.training.metrics import ConfusionAccumulator
-    from affectlab.training.runners import build
-    from affectlab.training.tasks import make_task
+    from affectlab.training.runners import build, task_for
 
     config = parse_experiment(load_yaml(storage.join(run_dir, "config.yaml")), source=run_dir).base
     prepared = prepare(config, cache.get(config.data))
@@ -77,7 +76,7 @@ def _recompute(run_dir: str, cache: CorpusCache) -> np.ndarray:
     state = torch.load(io.BytesIO(storage.read_bytes(storage.join(run_dir, "best_model.pt"))), weights_only=True)
     model.load_state_dict(state)
     vocab = prepared.info.get("vocab")
-    task = make_task(config.data.task, class_counts=prepared.class_counts, use_class_weights=False, vocab=vocab)
+    task = task_for(config, prepared.class_counts, vocab)
     with torch.no_grad():
         out = task.predict(model, batches(prepared.test, config.training.batch_size), "cpu")
     pred, true = np.asarray(out["pred"]), np.asarray(out["true"])

@@ -43,7 +43,6 @@ __all__ = [
 
 PASSTHROUGH_SECTIONS = ("space", "tune")
 KINDS = ("onset", "apex", "offset", "occurrence")
-SEQ2SEQ_MODELS = ("f0_to_au",)  # models whose outputs are token sequences, not frame logits
 
 
 class TargetConfig(StrictModel):
@@ -56,8 +55,9 @@ class TargetConfig(StrictModel):
 class ValidationSplit(StrictModel):
     """Held-out data for early stopping, always taken from the training subjects.
 
-    ``subjects`` training subjects (chosen with the training seed) are held out; when
-    ``subjects`` is 0, a ``fraction`` of the training recordings is held out instead.
+    ``subjects`` training subjects (chosen with ``data.split_seed``, preferring subjects whose
+    target labels hold two or more classes) are held out; when ``subjects`` is 0, a ``fraction``
+    of the training recordings is held out instead.
     """
 
     subjects: int = Field(default=1, ge=0)
@@ -70,7 +70,7 @@ class DataConfig(StrictModel):
     features: str = Field(min_length=1, description="preprocess output directory (path or s3:// URI)")
     feature_set: str = Field(default="egemaps", min_length=1)
     label_set: str | None = Field(default=None, description="labels/<set>; default: au")
-    task: Literal["au", "f0_to_au"] = "au"
+    task: str = Field(default="au", description="the task (affectlab.training.tasks.TASKS): au, f0_to_au, game")
     target: TargetConfig = TargetConfig()
     normalisation: Literal["per_speaker", "global", "none"] = "per_speaker"
     rate: Literal["labels", "features"] = Field(
@@ -84,6 +84,11 @@ class DataConfig(StrictModel):
     )
     test_subjects: tuple[str, ...] = ()
     validation: ValidationSplit = ValidationSplit()
+    split_seed: int = Field(
+        default=0, ge=0,
+        description="seeds the choice of validation subjects (or recordings); training.seed only initialises "
+                    "the model and orders batches, so changing it never moves a subject between splits",
+    )
     subjects: tuple[str, ...] | None = Field(default=None, description="restrict to these subjects")
 
     @field_validator("au_step")
@@ -145,8 +150,10 @@ class TrainingSettings(StrictModel):
     patience: int = Field(default=5, ge=1)
     prev_rounds: int = Field(default=15, ge=1)
     last_top_results: int = Field(default=10, ge=1)
-    monitor: Literal["val_uar", "val_loss", "val_ccc", "val_mae"] = Field(
-        default="val_uar", description="early-stopping metric (uar/ccc: higher is better; loss/mae: lower)"
+    monitor: str = Field(
+        default="val_uar", pattern=r"^val_[a-z0-9_]+$",
+        description="early-stopping metric: val_ + one of the task's metrics (the task says which are "
+                    "higher-is-better: uar, ccc, f1, accuracy; loss, mae, distance are lower-is-better)",
     )
     seed: int = Field(default=0, ge=0)
     class_weights: bool = True
@@ -166,6 +173,43 @@ class TrainingSettings(StrictModel):
                     "lowest expected absolute error) or beam (beam_size)",
     )
     beam_size: int = Field(default=4, ge=1)
+    max_iterations: int | None = Field(
+        default=None, ge=1,
+        description="an iteration budget instead of epochs: train this many steps (the data is "
+                    "cycled), evaluating and checkpointing every eval_every steps; max_epochs is then unused",
+    )
+    eval_every: int | None = Field(
+        default=None, ge=1,
+        description="with max_iterations: steps between evaluations (default: max_iterations / 10). "
+                    "Early stopping's patience, prev_rounds and last_top_results count evaluations",
+    )
+    verify_replicas: bool = Field(
+        default=False,
+        description="with several workers: after every step, check that every rank holds the same "
+                    "parameters (a digest per module, all-gathered); a mismatch stops training with an "
+                    "error naming the module and step. For debugging a task's DDP use; costs one "
+                    "all-gather per step",
+    )
+    update_rate: int = Field(
+        default=1, ge=0,
+        description="two-player tasks (game, GANs): the second player (discriminator) steps on iterations "
+                    "that are multiples of update_rate + 1, the first on the others",
+    )
+
+    @property
+    def evaluation_interval(self) -> int | None:
+        """Steps between evaluations in iteration mode (None: once per epoch)."""
+        if self.max_iterations is None:
+            return None
+        return self.eval_every or max(1, self.max_iterations // 10)
+
+    @property
+    def max_evaluations(self) -> int:
+        """How many evaluation rounds (epochs, or iteration periods) the budget allows."""
+        interval = self.evaluation_interval
+        if interval is None:
+            return self.max_epochs
+        return -(-self.max_iterations // interval)
 
 
 class ScalingSettings(StrictModel):
@@ -194,12 +238,9 @@ class CheckpointSettings(StrictModel):
 
 
 class FailureSettings(StrictModel):
-    """Worker fault tolerance (Ray Train ``FailureConfig``) and a failure drill for tests."""
+    """Worker fault tolerance: Ray Train ``FailureConfig(max_failures)`` (-1: retry forever)."""
 
     max_failures: int = Field(default=1, ge=-1)
-    inject_at_epoch: int | None = Field(
-        default=None, ge=0, description="kill the worker once, after this epoch's checkpoint (drill)"
-    )
 
 
 class ExperimentConfig(StrictModel):
@@ -215,14 +256,15 @@ class ExperimentConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
-        seq2seq = self.model.name in SEQ2SEQ_MODELS
-        if (self.data.task == "f0_to_au") != seq2seq:
-            raise ValueError(
-                f"data.task={self.data.task!r} does not fit model.name={self.model.name!r}: "
-                f"task 'f0_to_au' needs a model in {list(SEQ2SEQ_MODELS)}, task 'au' any other model"
-            )
-        if self.training.monitor in ("val_ccc", "val_mae") and not seq2seq:
-            raise ValueError(f"training.monitor={self.training.monitor!r} needs task 'f0_to_au'; use val_uar or val_loss")
+        from affectlab.training.tasks import TASKS, task_model_problem
+
+        problem = task_model_problem(self.data.task, self.model.name)
+        if problem:
+            raise ValueError(problem)
+        metrics = TASKS[self.data.task].metrics
+        if self.training.monitor.removeprefix("val_") not in metrics:
+            raise ValueError(f"training.monitor={self.training.monitor!r} is not a metric of task "
+                             f"{self.data.task!r}; choose one of {['val_' + m for m in metrics]}")
         if self.data.subjects is not None and not set(self.data.test_subjects) <= set(self.data.subjects):
             raise ValueError(f"data.test_subjects {list(self.data.test_subjects)} must be among data.subjects")
         return self
@@ -235,25 +277,20 @@ class ExperimentConfig(StrictModel):
         return value
 
 
-# keywords the trainer fills in from the data (feature size, vocabularies); configs must not set them
-DATA_KWARGS: dict[str, dict[str, Any]] = {
-    "au": {"input_dim": 4},
-    "f0_to_au": {"au_vocab_size": 16, "f0_vocab_size": 16, "sos_id": 0, "eos_id": 1},
-}
-
-
 def model_problems(name: str, kwargs: Mapping[str, Any]) -> list[str]:
     """Problems with a model name and its builder keywords (empty when fine).
 
     The builder itself validates the keywords: a throw-away model is built with placeholder
-    sizes for the keywords that come from the data (:data:`DATA_KWARGS`).
+    sizes for the keywords that come from the data (the ``data_kwargs`` of the task that trains
+    the model, :data:`affectlab.training.tasks.TASKS`).
     """
     from affectlab.errors import AffectlabError
     from affectlab.models import MODELS, build_model
+    from affectlab.training.tasks import TASKS
 
     if name not in MODELS:
         return [f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}"]
-    filled = DATA_KWARGS["f0_to_au" if name in SEQ2SEQ_MODELS else "au"]
+    filled = next((spec.data_kwargs for spec in TASKS.values() if name in spec.models), {})
     reserved = [k for k in kwargs if k in filled]
     if reserved:
         return [f"model.kwargs: {reserved} are filled in from the data; remove them"]

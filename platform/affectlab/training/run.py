@@ -29,7 +29,8 @@ directory back as ``resume_from``. With the ``ray_train`` runner outside Tune, t
 called after the run, with ``checkpoint_dir=None``.
 
 Outputs under ``out`` (a path or ``s3://`` URI): ``config.yaml``, ``history.parquet`` (one row per
-epoch), ``result.json`` (:meth:`TrainResult.summary`), ``best_model.pt`` (state dict) and, for
+epoch), ``result.json`` (:meth:`TrainResult.summary`), ``best_model.pt`` (the state dict; ``{module: state dict}``
+for tasks with several modules) and, for
 ``ray_train``, ``ray/<name>/`` (Ray Train run: checkpoints, metrics).
 """
 
@@ -48,9 +49,10 @@ import yaml
 from affectlab import storage
 from affectlab.training.config import ExperimentConfig
 from affectlab.training.data import Corpus, Prepared, batches, prepare
-from affectlab.training.runners import Reporter, build, run_in_process, run_ray_train, task_for, torch_threads
+from affectlab.training.loop import saved_weights
+from affectlab.training.runners import (Reporter, build_modules, run_in_process, run_ray_train, task_for,
+                                       torch_threads)
 from affectlab.training.splits import Split
-from affectlab.training.tasks import make_task
 
 __all__ = ["TrainResult", "evaluate_windows", "train"]
 
@@ -100,13 +102,14 @@ class TrainResult:
         }
 
 
-def evaluate_windows(config: ExperimentConfig, prepared: Prepared, state: dict[str, torch.Tensor],
+def evaluate_windows(config: ExperimentConfig, prepared: Prepared, states: dict[str, dict[str, torch.Tensor]],
                      windows: Any, *, prefix: str) -> dict[str, float]:
-    """Metrics of the model with weights ``state`` on ``windows`` (CPU, eval mode)."""
-    model = build(config, prepared.model_kwargs)
-    model.load_state_dict(state)
+    """Metrics of the task's modules with weights ``states`` (by module name) on ``windows`` (CPU, eval mode)."""
     task = task_for(config, prepared.class_counts, prepared.info.get("vocab"))
-    return task.evaluate(model, batches(windows, config.training.batch_size), "cpu", prefix=prefix)
+    modules = build_modules(config, task, prepared.model_kwargs)
+    for name, module in modules.items():
+        module.load_state_dict(states[name])
+    return task.evaluate(modules, batches(windows, config.training.batch_size), "cpu", prefix=prefix)
 
 
 def _baseline(config: ExperimentConfig, prepared: Prepared) -> dict[str, float]:
@@ -120,7 +123,7 @@ def _baseline(config: ExperimentConfig, prepared: Prepared) -> dict[str, float]:
     true = prepared.test.y[prepared.test.mask]
     true = true[true >= 0]
     const = np.full_like(true, int(np.argmax(prepared.class_counts)))
-    task = make_task(config.data.task, class_counts=prepared.class_counts, use_class_weights=False, vocab=prepared.info.get("vocab"))
+    task = task_for(config, prepared.class_counts, prepared.info.get("vocab"))
     if hasattr(task, "scores"):
         counts = np.asarray(prepared.class_counts, dtype=np.float64)
         median = int(np.searchsorted(np.cumsum(counts) / max(counts.sum(), 1.0), 0.5))
@@ -172,7 +175,7 @@ def train(
     test = {}
     if prepared.test is not None:
         with torch_threads(config.scaling.torch_threads):
-            test = evaluate_windows(config, prepared, output.best_state, prepared.test, prefix="test_")
+            test = evaluate_windows(config, prepared, output.best_states, prepared.test, prefix="test_")
     result = TrainResult(
         config=config, out=out, history=output.history, best_epoch=output.best_epoch, val=val, test=test,
         baseline=_baseline(config, prepared), split=prepared.split, stop_reason=output.stop_reason,
@@ -181,12 +184,13 @@ def train(
                "test_windows": 0 if prepared.test is None else len(prepared.test)},
     )
     if write:
-        write_outputs(result, output.best_state)
+        write_outputs(result, saved_weights(output.best_states))
     return result
 
 
-def write_outputs(result: TrainResult, best_state: dict[str, torch.Tensor]) -> None:
-    """Write ``config.yaml``, ``history.parquet``, ``result.json`` and ``best_model.pt`` under ``result.out``."""
+def write_outputs(result: TrainResult, best_state: dict[str, Any]) -> None:
+    """Write ``config.yaml``, ``history.parquet``, ``result.json`` and ``best_model.pt`` under ``result.out``
+    (``best_state``: :func:`affectlab.training.loop.saved_weights` of the best round)."""
     import pyarrow as pa
 
     out = result.out

@@ -1,13 +1,15 @@
 """The two ways to run :func:`affectlab.training.loop.fit`: inside Ray Train workers or in-process.
 
-* :func:`run_ray_train` builds a ``TorchTrainer`` (Ray Train V2) whose ``train_loop_per_worker``
-  (:func:`train_loop_per_worker`) reads its Ray Data shard (``get_dataset_shard("train")``, the
-  validation set whole on every worker), wraps the model with ``prepare_model`` (DDP when
-  ``num_workers > 1``; gloo on CPU, NCCL on GPU; device from ``ray.train.torch.get_device()``)
-  and reports metrics plus a checkpoint every epoch with ``ray.train.report``. With
-  ``FailureConfig(max_failures)`` a failed worker group restarts and resumes from
-  ``ray.train.get_checkpoint()``. Rank 0 returns the :class:`~affectlab.training.loop.LoopOutput`
-  (``Result.return_value``).
+* :func:`run_ray_train_datasets` builds a ``TorchTrainer`` (Ray Train V2) whose
+  ``train_loop_per_worker`` (:func:`train_loop_per_worker`) streams its Ray Data shard
+  (``get_dataset_shard("train")`` → ``iter_batches`` with a local shuffle buffer, the validation
+  set whole on every worker, streamed too), builds the task's modules and wraps each trainable one
+  with ``prepare_model`` (DDP when ``num_workers > 1``; gloo on CPU, NCCL on GPU; device from
+  ``ray.train.torch.get_device()``), and reports metrics plus a checkpoint every round with
+  ``ray.train.report``. With ``FailureConfig(max_failures)`` a failed worker group restarts and
+  resumes from ``ray.train.get_checkpoint()``. Rank 0 returns the
+  :class:`~affectlab.training.loop.LoopOutput` (``Result.return_value``).
+  :func:`run_ray_train` does the same for prepared windows.
 * :func:`run_in_process` runs the same loop in the calling process: no worker start-up (about
   20 s on a small machine), for CV grids, sweeps and tiny models.
 """
@@ -18,7 +20,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,11 +30,12 @@ import torch
 from affectlab import storage
 from affectlab.errors import ConfigError
 from affectlab.training.config import ExperimentConfig
-from affectlab.training.data import Prepared, Windows, batches
-from affectlab.training.loop import DistInfo, LoopOutput, failure_drill, fit
-from affectlab.training.tasks import make_task
+from affectlab.training.data import Prepared, batches
+from affectlab.training.loop import DistInfo, LoopOutput, fit
+from affectlab.training.tasks import DataInfo, Task, build_task
 
-__all__ = ["CHECKPOINT_FILE", "fingerprint", "load_checkpoint_state", "run_in_process", "run_ray_train", "train_loop_per_worker"]
+__all__ = ["CHECKPOINT_FILE", "build", "build_modules", "data_info", "fingerprint", "load_checkpoint_state", "run_in_process",
+           "run_ray_train", "task_for", "train_loop_per_worker", "windows_datasets"]
 
 CHECKPOINT_FILE = "checkpoint.pt"
 Reporter = Callable[[dict[str, Any], str | None], None]
@@ -63,13 +66,15 @@ def _batch_seed(seed: int, epoch: int, rank: int) -> int:
     return (seed * 1_000_003 + epoch * 10_007 + rank) % (2**32)
 
 
-def task_for(config: ExperimentConfig, prepared_counts: np.ndarray, vocab: dict[str, Any] | None) -> Any:
-    """The task object (loss, decoding, metrics) that ``config.training`` describes."""
-    t = config.training
-    beam = t.beam_size if t.decode == "beam" else 1
-    return make_task(config.data.task, class_counts=prepared_counts, use_class_weights=t.class_weights,
-                     vocab=vocab, teacher_forcing_ratio=t.teacher_forcing_ratio,
-                     beam_width=beam, pick="median" if t.decode == "median" else "mode")
+def data_info(prepared: Prepared) -> DataInfo:
+    """What the task needs from prepared windows: builder keywords, class counts, the vocabulary."""
+    return DataInfo(model_kwargs=dict(prepared.model_kwargs), class_counts=np.asarray(prepared.class_counts),
+                    extra={"vocab": prepared.info.get("vocab")})
+
+
+def task_for(config: ExperimentConfig, class_counts: np.ndarray, vocab: dict[str, Any] | None) -> Task:
+    """The task object (steps, loss, decoding, metrics) of ``config`` for data with these class counts."""
+    return build_task(config, DataInfo(class_counts=np.asarray(class_counts), extra={"vocab": vocab}))
 
 
 def build(config: ExperimentConfig, model_kwargs: dict[str, Any]) -> torch.nn.Module:
@@ -78,6 +83,12 @@ def build(config: ExperimentConfig, model_kwargs: dict[str, Any]) -> torch.nn.Mo
 
     torch.manual_seed(config.training.seed)
     return build_model(config.model.name, **model_kwargs, **config.model.kwargs)
+
+
+def build_modules(config: ExperimentConfig, task: Task, model_kwargs: dict[str, Any]) -> dict[str, torch.nn.Module]:
+    """The task's modules with the data's keywords, initialised from ``training.seed``."""
+    torch.manual_seed(config.training.seed)
+    return task.build_modules(config.model.name, {**model_kwargs, **config.model.kwargs})
 
 
 def _threads(config: ExperimentConfig) -> int:
@@ -115,7 +126,7 @@ def run_in_process(config: ExperimentConfig, prepared: Prepared, *, reporter: Re
     Args:
         config: The experiment.
         prepared: Windows and data-derived model keywords (:func:`affectlab.training.data.prepare`).
-        reporter: ``reporter(metrics, checkpoint_dir)`` called every epoch (see :mod:`.run`).
+        reporter: ``reporter(metrics, checkpoint_dir)`` called every round (see :mod:`.run`).
         resume_from: A checkpoint directory (from an earlier report) to resume.
         device: Override the device (default: ``cuda`` if requested and available, else ``cpu``).
     """
@@ -123,11 +134,11 @@ def run_in_process(config: ExperimentConfig, prepared: Prepared, *, reporter: Re
     fp = fingerprint(config)
     resume = load_checkpoint_state(resume_from, fp) if resume_from else None
     with torch_threads(_threads(config)):
-        model = build(config, prepared.model_kwargs).to(device)
-        task = task_for(config, prepared.class_counts, prepared.info.get("vocab"))
+        task = build_task(config, data_info(prepared))
+        modules = {name: m.to(device) for name, m in build_modules(config, task, prepared.model_kwargs).items()}
         t = config.training
         return fit(
-            model, task,
+            task, modules,
             lambda epoch: batches(prepared.train, t.batch_size, seed=_batch_seed(t.seed, epoch, 0)),
             lambda: batches(prepared.val, t.batch_size),
             t, _LocalReporter(reporter, resume, fp), dist=DistInfo(0, 1, device),
@@ -175,20 +186,35 @@ class _RayTrainReporter:
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch={state['epoch']:04d}")
 
 
-def _materialise(shard: Any) -> Windows:
-    """Read this worker's whole shard into padded arrays (small corpora: read once, reuse)."""
-    parts = list(shard.iter_batches(batch_size=None, batch_format="numpy"))
-    if not parts:
-        raise RuntimeError("this worker's data shard is empty")
+# local shuffle buffer of the streamed training shard, in batches
+SHUFFLE_BATCHES = 8
 
-    def cat(key: str) -> np.ndarray:
-        return np.concatenate([np.asarray(p[key]) for p in parts])
 
-    return Windows(cat("x"), cat("y"), cat("mask").astype(bool), cat("sample_id"), cat("subject"))
+def _shard_batches(shard: Any, batch_size: int, *, seed: int | None = None) -> Iterable[dict[str, Any]]:
+    """One streamed pass over a Ray Data shard: numpy batches, shuffled within a local buffer
+    when ``seed`` is given (the shard is never read whole into the worker)."""
+    if seed is None:
+        return shard.iter_batches(batch_size=batch_size, batch_format="numpy")
+    return shard.iter_batches(batch_size=batch_size, batch_format="numpy",
+                              local_shuffle_buffer_size=batch_size * SHUFFLE_BATCHES, local_shuffle_seed=seed)
+
+
+def _prepared_modules(config: ExperimentConfig, task: Task, model_kwargs: dict[str, Any],
+                      device: torch.device) -> dict[str, torch.nn.Module]:
+    """The task's modules on this worker's device; each one with trainable parameters wrapped by
+    ``prepare_model`` (DDP when there are several workers), frozen ones only moved."""
+    import ray.train.torch
+
+    out = {}
+    for name, module in build_modules(config, task, model_kwargs).items():
+        trainable = any(p.requires_grad for p in module.parameters())
+        out[name] = ray.train.torch.prepare_model(module) if trainable else module.to(device)
+    return out
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> LoopOutput:
-    """Ray Train worker: shard -> model (DDP) -> :func:`fit` with ``ray.train.report`` per epoch."""
+    """Ray Train worker: streamed shard -> the task's modules (DDP) -> :func:`fit`, with
+    ``ray.train.report`` every round."""
     import ray.train
     import ray.train.torch
 
@@ -197,21 +223,19 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> LoopOutput:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
     torch.set_num_threads(_threads(config))
-    train_w = _materialise(ray.train.get_dataset_shard("train"))
-    val_w = _materialise(ray.train.get_dataset_shard("val"))
-    task = task_for(config, np.asarray(loop_config["class_counts"]), loop_config.get("vocab"))
-    model = ray.train.torch.prepare_model(build(config, loop_config["model_kwargs"]))
+    info = DataInfo(model_kwargs=loop_config["model_kwargs"], class_counts=np.asarray(loop_config["class_counts"]),
+                    extra=loop_config.get("extra") or {})
+    task = build_task(config, info)
+    modules = _prepared_modules(config, task, info.model_kwargs, device)
+    train_shard, val_shard = ray.train.get_dataset_shard("train"), ray.train.get_dataset_shard("val")
     t = config.training
     per_worker = max(1, t.batch_size // world)
-    drill = None
-    if config.failure.inject_at_epoch is not None:
-        drill = failure_drill(loop_config["drill_marker"], config.failure.inject_at_epoch, rank)
     return fit(
-        model, task,
-        lambda epoch: batches(train_w, per_worker, seed=_batch_seed(t.seed, epoch, rank)),
-        lambda: batches(val_w, t.batch_size),
+        task, modules,
+        lambda epoch: _shard_batches(train_shard, per_worker, seed=_batch_seed(t.seed, epoch, rank)),
+        lambda: _shard_batches(val_shard, t.batch_size),
         t, _RayTrainReporter(rank, loop_config["fingerprint"]),
-        dist=DistInfo(rank, world, str(device)), drill=drill,
+        dist=DistInfo(rank, world, str(device)),
     )
 
 
@@ -243,9 +267,10 @@ def _controller_poll_interval(seconds: float) -> Iterator[None]:
         os.environ.pop(POLL_ENV, None)
 
 
-def _datasets(prepared: Prepared) -> dict[str, Any]:
-    """Ray Datasets of the training and validation windows, without progress bars (a dataset
-    keeps the DataContext it was created with, workers included)."""
+@contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """Datasets created inside the block show no progress bars (a dataset keeps the DataContext
+    it was created with, workers included)."""
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
@@ -254,21 +279,39 @@ def _datasets(prepared: Prepared) -> dict[str, Any]:
     if saved[1] is not None:
         ctx.print_on_execution_start = False
     try:
-        return {"train": ray.data.from_arrow(prepared.train.to_arrow()), "val": ray.data.from_arrow(prepared.val.to_arrow())}
+        yield
     finally:
         ctx.enable_progress_bars = saved[0]
         if saved[1] is not None:
             ctx.print_on_execution_start = saved[1]
 
 
+def windows_datasets(prepared: Prepared) -> dict[str, Any]:
+    """Ray Datasets of the training and validation windows (``x``, ``y``, ``mask`` tensor columns)."""
+    import ray.data
+
+    with _quiet_datasets():
+        return {"train": ray.data.from_arrow(prepared.train.to_arrow()), "val": ray.data.from_arrow(prepared.val.to_arrow())}
+
+
 def run_ray_train(config: ExperimentConfig, prepared: Prepared, *, out: str,
                   reporter: Reporter | None = None) -> tuple[LoopOutput, Any]:
+    """Train prepared windows with a ``TorchTrainer`` (see :func:`run_ray_train_datasets`)."""
+    return run_ray_train_datasets(config, windows_datasets(prepared), data_info(prepared), out=out, reporter=reporter)
+
+
+def run_ray_train_datasets(config: ExperimentConfig, datasets: dict[str, Any], info: DataInfo, *, out: str,
+                           reporter: Reporter | None = None) -> tuple[LoopOutput, Any]:
     """Train with a ``TorchTrainer``; returns rank 0's loop output and the Ray Train ``Result``.
+
+    ``datasets`` holds Ray Datasets ``train`` (split across the workers) and ``val`` (whole on
+    every worker) whose batches the task's :meth:`~affectlab.training.tasks.Task.to_device`
+    reads; they are streamed, never read whole by the driver or a worker.
 
     Run state lives under ``<out>/ray/<config.name>``: running again with the same ``out``
     resumes from the latest checkpoint (Ray Train V2 restores a run by storage path and name).
-    Inside a Tune trial the per-epoch metrics are forwarded to Tune with Ray's
-    ``TuneReportCallback``; otherwise ``reporter`` is called with each epoch's metrics after
+    Inside a Tune trial the per-round metrics are forwarded to Tune with Ray's
+    ``TuneReportCallback``; otherwise ``reporter`` is called with each round's metrics after
     the run (checkpoints stay in the run directory).
     """
     import ray
@@ -286,11 +329,10 @@ def run_ray_train(config: ExperimentConfig, prepared: Prepared, *, out: str,
         train_loop_per_worker,
         train_loop_config={
             "config": config.model_dump(mode="json"),
-            "model_kwargs": prepared.model_kwargs,
-            "class_counts": prepared.class_counts.tolist(),
-            "vocab": prepared.info.get("vocab"),
+            "model_kwargs": info.model_kwargs,
+            "class_counts": np.asarray(info.class_counts).tolist(),
+            "extra": info.extra,
             "fingerprint": fingerprint(config),
-            "drill_marker": storage.join(out, "_failure_drill"),
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=s.num_workers, use_gpu=s.use_gpu, resources_per_worker={"CPU": s.cpus_per_worker}
@@ -302,7 +344,7 @@ def run_ray_train(config: ExperimentConfig, prepared: Prepared, *, out: str,
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.checkpoint.num_to_keep),
             callbacks=callbacks or None,
         ),
-        datasets=_datasets(prepared),
+        datasets=datasets,
         dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
     )
     with _controller_poll_interval(s.poll_interval_s):

@@ -16,7 +16,7 @@ SEED_003 = [
 
 
 def test_registry_has_every_seed_model() -> None:
-    assert set(SEED_003) | {"f0_to_au"} == set(MODELS)
+    assert set(SEED_003) | {"f0_to_au", "quadratic_game"} == set(MODELS)
 
 
 def test_unknown_model_lists_known_names() -> None:

@@ -1,0 +1,139 @@
+"""The task registry: ``data.task`` names a :class:`Task`, the way ``MODELS`` names a builder.
+
+Each entry (:class:`TaskSpec`) says how to build the task from the experiment and the data
+(:class:`DataInfo`), which models it can train (a config pairing a task with a model it does not
+fit is an error naming both), the metrics it reports (``training.monitor`` must be one of them,
+with a ``val_`` prefix) and placeholder data keywords used to validate ``model.kwargs`` before
+any data is read.
+
+=============  ==========================================  ===================================
+``data.task``  models                                      metrics
+=============  ==========================================  ===================================
+``au``         the seed-003 networks (``stacked`` ...)     loss, uar, accuracy, f1
+``f0_to_au``   ``f0_to_au``                                loss, uar, accuracy, mae, ccc
+``game``       ``quadratic_game``                          loss, distance
+=============  ==========================================  ===================================
+
+A new family adds a module here with its Task subclass and one :func:`register_task` call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from affectlab.errors import ConfigError, unknown_name_error
+from affectlab.training.losses import class_weights as eq11_weights
+from affectlab.training.tasks.base import (DataInfo, SingleModelTask, StepContext, StepOutput, Task,
+                                           unwrap)
+from affectlab.training.tasks.frame import FrameTask
+from affectlab.training.tasks.game import GameTask
+from affectlab.training.tasks.seq2seq import Seq2SeqTask
+
+if TYPE_CHECKING:
+    from affectlab.training.config import ExperimentConfig
+
+__all__ = ["TASKS", "DataInfo", "FrameTask", "GameTask", "Seq2SeqTask", "SingleModelTask", "StepContext",
+           "StepOutput", "Task", "TaskSpec", "build_task", "register_task", "task_model_problem", "task_spec",
+           "unwrap"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registered task: its factory, the models it fits, its metrics and placeholder data keywords."""
+
+    name: str
+    build: Callable[[ExperimentConfig, DataInfo], Task]
+    models: tuple[str, ...]
+    metrics: tuple[str, ...]
+    data_kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Add ``spec`` to :data:`TASKS` (a name registered twice is a programming error)."""
+    if spec.name in TASKS:
+        raise ValueError(f"task {spec.name!r} is already registered")
+    TASKS[spec.name] = spec
+    return spec
+
+
+def task_spec(name: str) -> TaskSpec:
+    """The registered task ``name``.
+
+    Raises:
+        RegistryError: Unknown task (the message lists the known ones).
+    """
+    if name not in TASKS:
+        raise unknown_name_error("task", name, list(TASKS))
+    return TASKS[name]
+
+
+def task_model_problem(task: str, model: str) -> str | None:
+    """Why ``data.task`` and ``model.name`` do not fit together, or None when they do."""
+    spec = TASKS.get(task)
+    if spec is None:
+        return f"unknown data.task {task!r}; known: {', '.join(sorted(TASKS))}"
+    if model not in spec.models:
+        fitting = [name for name, s in TASKS.items() if model in s.models]
+        hint = f"; model {model!r} fits task(s) {fitting}" if fitting else ""
+        return (f"data.task={task!r} does not fit model.name={model!r}: task {task!r} trains "
+                f"{list(spec.models)}{hint}")
+    return None
+
+
+def build_task(config: ExperimentConfig, info: DataInfo) -> Task:
+    """The task object of ``config.data.task`` for data described by ``info``.
+
+    Raises:
+        ConfigError: The task and model do not fit (names both).
+    """
+    problem = task_model_problem(config.data.task, config.model.name)
+    if problem:
+        raise ConfigError(problem)
+    return TASKS[config.data.task].build(config, info)
+
+
+# -- the registered tasks ------------------------------------------------------------------------
+
+SEED003_MODELS = ("stacked", "stacked_intraatt", "stacked2_intraatt", "encdec", "enc_interatt_dec",
+                  "enc_interatt_dec_intraatt")
+
+
+def _au(config: ExperimentConfig, info: DataInfo) -> Task:
+    weights = eq11_weights(info.class_counts) if config.training.class_weights else None
+    return FrameTask(weights, config)
+
+
+def _f0_to_au(config: ExperimentConfig, info: DataInfo) -> Task:
+    vocab = info.extra.get("vocab")
+    if vocab is None:
+        raise ConfigError("task 'f0_to_au' needs the AU vocabulary of the label set; re-run `affectlab preprocess`")
+    t = config.training
+    weights = None
+    if t.class_weights:
+        counts = np.asarray(info.class_counts)
+        weights = np.where(counts > 0, eq11_weights(counts), 1.0)  # EOS / unseen tokens: weight 1
+    return Seq2SeqTask(np.asarray(vocab["id_values"]), int(vocab["sos_id"]), int(vocab["eos_id"]),
+                       teacher_forcing_ratio=t.teacher_forcing_ratio,
+                       beam_width=t.beam_size if t.decode == "beam" else 1,
+                       pick="median" if t.decode == "median" else "mode", class_weights=weights, config=config)
+
+
+def _game(config: ExperimentConfig, info: DataInfo) -> Task:
+    return GameTask(config.training.update_rate, config)
+
+
+register_task(TaskSpec("au", _au, SEED003_MODELS, FrameTask.metrics, {"input_dim": 4},
+                       "seed 003: per-step binary AU activity"))
+register_task(TaskSpec("f0_to_au", _f0_to_au, ("f0_to_au",), Seq2SeqTask.metrics,
+                       {"au_vocab_size": 16, "f0_vocab_size": 16, "sos_id": 0, "eos_id": 1},
+                       "seed 000: F0 tokens to AU intensity tokens"))
+register_task(TaskSpec("game", _game, ("quadratic_game",), GameTask.metrics, {"input_dim": 2},
+                       "two-player quadratic game with a known equilibrium (checks the loop)"))
