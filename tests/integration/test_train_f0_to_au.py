@@ -78,7 +78,8 @@ def test_au_step_requantizes_the_stored_intensities(tmp_path_factory) -> None:
     intensity = dict(zip(labels.column("sample_id").to_pylist(), io.column_arrays(labels, "intensity", np.float32),
                          strict=True))
     sid = b.sample_ids[0]
-    held = intensity[sid][:, k][::4][: len(b.labels["AU17_id"][0])]  # 100 Hz -> 25 Hz label frames
+    steps = len(b.labels["AU17_id"][0])  # one per 25 Hz label frame k: LLD frames 4k-3 .. 4k (times 10t + 30 ms)
+    held = intensity[sid][:, k][np.maximum(4 * np.arange(steps) - 3, 0)]
     np.testing.assert_array_equal(b.labels["AU17_id"][0], quantize_au(held, 0.5)[1])
     assert set(np.unique(b.labels["AU17_id"][0])) <= set(range(2, 13))
     assert not np.array_equal(a.labels["AU17_id"][0], b.labels["AU17_id"][0])  # the step changed the tokens
