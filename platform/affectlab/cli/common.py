@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-__all__ = ["num_cpus_option", "set_option", "verbose_option"]
+__all__ = ["mlflow_option", "num_cpus_option", "set_option", "verbose_option"]
 
 
 def set_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -36,3 +36,14 @@ def verbose_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--verbose", "-v", is_flag=True, help="Show Ray's INFO logs and worker output.")(
         func
     )
+
+
+def mlflow_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--mlflow/--no-mlflow``: MLflow tracking on (embedded store unless a URI is configured) or off."""
+    return click.option(
+        "--mlflow/--no-mlflow",
+        "mlflow",
+        default=None,
+        help="Log to MLflow. On by itself when tracking.mlflow_uri or MLFLOW_TRACKING_URI is set (that store is "
+             "used); --mlflow alone uses the embedded store OUT/mlruns/mlflow.db; --no-mlflow turns tracking off.",
+    )(func)

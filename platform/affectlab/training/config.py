@@ -7,6 +7,7 @@ An experiment file (``search_spaces/<name>.yaml``) looks like::
       model: {name: enc_interatt_dec, kwargs: {hidden: 20}}
       training: {lr: 1e-4, batch_size: 32, max_epochs: 100, patience: 5}
       scaling: {runner: ray_train, num_workers: 1, use_gpu: false}
+      tracking: {mlflow_uri: http://mlflow.example:5000}   # optional: MLflow (affectlab.tracking)
     space: {...}          # sweep space: passed through untouched (validated by affectlab.tuning)
     tune: {...}           # sweep settings: passed through untouched (validated by affectlab.tuning)
 
@@ -35,6 +36,7 @@ __all__ = [
     "ModelConfig",
     "ScalingSettings",
     "TargetConfig",
+    "TrackingSettings",
     "TrainingSettings",
     "ValidationSplit",
     "load_experiment",
@@ -243,6 +245,38 @@ class FailureSettings(StrictModel):
     max_failures: int = Field(default=1, ge=-1)
 
 
+class TrackingSettings(StrictModel):
+    """MLflow experiment tracking (:mod:`affectlab.tracking`); off unless a URI or ``--mlflow`` asks for it.
+
+    Precedence of the tracking URI: ``mlflow_uri`` here, then the ``MLFLOW_TRACKING_URI``
+    environment variable, then (``--mlflow`` alone) the embedded store under the output
+    directory (``<out>/mlruns/mlflow.db``). Credentials never go here: a URI holding a password
+    is rejected (MLflow reads ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` /
+    ``MLFLOW_TRACKING_TOKEN`` from the environment).
+    """
+
+    mlflow_uri: str | None = Field(
+        default=None, min_length=1,
+        description="MLflow tracking URI: a tracking server (http(s)://host:5000), a database "
+                    "(sqlite:///path/mlflow.db, postgresql://host/db) or databricks",
+    )
+    experiment: str | None = Field(
+        default=None, min_length=1, max_length=250,
+        description="MLflow experiment name (default: the config's name)",
+    )
+
+    @field_validator("mlflow_uri")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        if value is not None:
+            from urllib.parse import urlsplit
+
+            if urlsplit(value).password is not None:
+                raise ValueError("holds a password; put credentials in MLFLOW_TRACKING_USERNAME / "
+                                 "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN), never in a config")
+        return value
+
+
 class ExperimentConfig(StrictModel):
     """One training configuration: the ``base`` section of an experiment file."""
 
@@ -253,6 +287,7 @@ class ExperimentConfig(StrictModel):
     scaling: ScalingSettings = ScalingSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
     failure: FailureSettings = FailureSettings()
+    tracking: TrackingSettings = TrackingSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:

@@ -18,7 +18,8 @@ the tables can flag single-class folds (where UAR is one class's recall; see
 Outputs under ``<out>/cv/``: ``folds.parquet`` (one row per training: test UAR, F1, epochs...),
 ``runs/<trial>/`` (each training's outputs), the tables of :mod:`affectlab.training.tables`
 (``summary.parquet``, ``table1.*``, ``table2.*``) and ``timing.json`` (grid wall time vs the
-sum of the trainings' times).
+sum of the trainings' times). With ``tracking``, the finished grid is logged to MLflow: a parent
+run (base config, tables) with one nested run per training (:func:`affectlab.tracking.log_cv`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import pyarrow as pa
 
 from affectlab import storage
 from affectlab.errors import ConfigError
+from affectlab.tracking import Tracking, log_cv, open_tracker
 from affectlab.training.config import KINDS, ExperimentConfig, with_updates
 from affectlab.training.corpus import Corpus, load_corpus, target_column
 from affectlab.training.splits import (
@@ -177,7 +179,8 @@ def _rows(points: list[tuple[dict[str, Any], str]], out: str, corpora: dict[str,
 
 def run_cv(base: ExperimentConfig, *, out: str, folds: str = "loso", aus: Sequence[str] | None = None,
            kinds: Sequence[str] | None = None, archs: Sequence[str] | None = None,
-           feature_sets: Sequence[str] | None = None, max_concurrent: int | None = None) -> CVResult:
+           feature_sets: Sequence[str] | None = None, max_concurrent: int | None = None,
+           tracking: Tracking | None = None) -> CVResult:
     """Run the CV grid as parallel Tune trials and write the tables (see module docstring).
 
     Args:
@@ -186,12 +189,14 @@ def run_cv(base: ExperimentConfig, *, out: str, folds: str = "loso", aus: Sequen
         folds: Fold scheme (``loso``).
         aus, kinds, archs, feature_sets: Grid axes (default: the base config's single value).
         max_concurrent: Trials at once (default: the cluster's CPUs).
+        tracking: Log the grid to MLflow when it ends (None: no tracking); the store is opened
+            before any training.
 
     Returns:
         The per-training rows, the output location and the timing.
 
     Raises:
-        ConfigError: Unknown fold scheme, kinds or architectures.
+        ConfigError: Unknown fold scheme, kinds or architectures; a tracking store that cannot be used.
         DatasetError: Missing features or label columns, or fewer than 3 subjects.
         SubjectLeakageError: A training's split shares a subject with its test fold.
     """
@@ -212,6 +217,7 @@ def run_cv(base: ExperimentConfig, *, out: str, folds: str = "loso", aus: Sequen
             for kind in kinds:
                 target_column(corpus, base.data.task, au, kind)
     grid = cv_configs(base, loso_folds(subjects), aus=aus, kinds=kinds, archs=archs, feature_sets=feature_sets)
+    tracker = open_tracker(tracking) if tracking is not None else None
     configs = {cfg.name: {"point": point, "config": cfg.model_dump(mode="json")} for point, cfg in grid}
     cpus = int(ray.cluster_resources().get("CPU", 1))
     trainable = tune.with_resources(tune.with_parameters(_trial, configs=configs, corpora=corpora, out=out), {"cpu": 1})
@@ -237,6 +243,9 @@ def run_cv(base: ExperimentConfig, *, out: str, folds: str = "loso", aus: Sequen
               "ideal_wall_s": trainings / min(cpus, max_concurrent or cpus), "ratio": wall / max(trainings / min(cpus, max_concurrent or cpus), 1e-9)}
     storage.write_text(storage.join(out, "cv", "timing.json"), json.dumps(timing, indent=2))
     write_tables(rows, storage.join(out, "cv"))
+    if tracker is not None:
+        log_cv(tracker, base, storage.join(out, "cv"), [cfg.name for _, cfg in grid], wall_s=wall,
+               axes={"folds": folds, "aus": aus, "kinds": kinds, "archs": archs, "feature_sets": feature_sets})
     return CVResult(rows, storage.join(out, "cv"), timing)
 
 

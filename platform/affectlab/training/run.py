@@ -31,7 +31,8 @@ called after the run, with ``checkpoint_dir=None``.
 Outputs under ``out`` (a path or ``s3://`` URI): ``config.yaml``, ``history.parquet`` (one row per
 epoch), ``result.json`` (:meth:`TrainResult.summary`), ``best_model.pt`` (the state dict; ``{module: state dict}``
 for tasks with several modules) and, for
-``ray_train``, ``ray/<name>/`` (Ray Train run: checkpoints, metrics).
+``ray_train``, ``ray/<name>/`` (Ray Train run: checkpoints, metrics). With ``tracking``, the
+finished training is also logged to MLflow (:mod:`affectlab.tracking`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import torch
 import yaml
 
 from affectlab import storage
+from affectlab.tracking import Tracking, log_train, open_tracker
 from affectlab.training.config import ExperimentConfig
 from affectlab.training.data import Corpus, Prepared, batches, prepare
 from affectlab.training.loop import saved_weights
@@ -145,6 +147,7 @@ def train(
     corpus: Corpus | None = None,
     resume_from: str | None = None,
     write: bool = True,
+    tracking: Tracking | None = None,
 ) -> TrainResult:
     """Train one configuration (see the module docstring for runners and the reporter contract).
 
@@ -155,6 +158,9 @@ def train(
         corpus: Already loaded data (CV and sweeps load it once); default: read ``config.data``.
         resume_from: In-process runner: a checkpoint directory to resume from.
         write: Write the outputs under ``out``.
+        tracking: Log the training to MLflow when it ends (:func:`affectlab.tracking.resolve_tracking`
+            decides; None: no tracking). The store is opened before training starts, so a bad URI
+            fails fast. CV and sweeps pass None and track the whole grid / sweep themselves.
 
     Returns:
         The :class:`TrainResult`.
@@ -162,8 +168,10 @@ def train(
     Raises:
         DatasetError: Data problems (missing columns, too few subjects...).
         SubjectLeakageError: A subject would be in two of train / validation / test.
-        ConfigError: A checkpoint to resume belongs to a different config.
+        ConfigError: A checkpoint to resume belongs to a different config, or the tracking
+            store cannot be used.
     """
+    tracker = open_tracker(tracking) if tracking is not None else None
     started = time.perf_counter()
     prepared = prepare(config, corpus)
     if config.scaling.runner == "in_process":
@@ -185,6 +193,8 @@ def train(
     )
     if write:
         write_outputs(result, saved_weights(output.best_states))
+    if tracker is not None:
+        log_train(tracker, result)
     return result
 
 
