@@ -83,6 +83,16 @@ def test_a_password_in_the_uri_is_rejected_naming_the_key() -> None:
     assert redact("http://mlflow.example") == "http://mlflow.example"
 
 
+def test_where_runs_are_logged_is_not_part_of_what_is_trained() -> None:
+    from affectlab.training.runners import fingerprint
+
+    tracked, plain = _config(mlflow_uri="http://cfg:5000", experiment="e"), _config()
+    assert tracked.tracking.mlflow_uri == "http://cfg:5000"
+    assert "tracking" not in tracked.model_dump(mode="json")  # config.yaml, params, derived configs
+    assert tracked.model_dump(mode="json") == plain.model_dump(mode="json")
+    assert fingerprint(tracked) == fingerprint(plain)  # a resume with other tracking settings is the same training
+
+
 def test_flatten_gives_dotted_keys_and_json_values() -> None:
     params = flatten({"training": {"lr": 1e-4, "amp": False}, "model": {"kwargs": {}}, "data": {"test_subjects": ["s01"],
                       "label_set": None, "features": "s3://b/pre"}})

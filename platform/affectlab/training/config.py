@@ -253,6 +253,11 @@ class TrackingSettings(StrictModel):
     directory (``<out>/mlruns/mlflow.db``). Credentials never go here: a URI holding a password
     is rejected (MLflow reads ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` /
     ``MLFLOW_TRACKING_TOKEN`` from the environment).
+
+    The section says where runs are logged, not what is trained, so it is excluded from the
+    config's dumps: ``config.yaml``, checkpoint and sweep fingerprints and the configs derived
+    with :func:`with_updates` (CV grids, sweep trials) never carry it, and changing it never
+    blocks a resume. The commands resolve it once from the loaded experiment.
     """
 
     mlflow_uri: str | None = Field(
@@ -287,7 +292,11 @@ class ExperimentConfig(StrictModel):
     scaling: ScalingSettings = ScalingSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
     failure: FailureSettings = FailureSettings()
-    tracking: TrackingSettings = TrackingSettings()
+    tracking: TrackingSettings = Field(
+        default_factory=TrackingSettings, exclude=True,
+        description="where runs are logged, not what is trained: left out of dumps (config.yaml, checkpoint "
+                    "and sweep fingerprints), so changing it never blocks a resume",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
