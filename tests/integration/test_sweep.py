@@ -1,5 +1,7 @@
-"""Sweeps on a real local Ray: Optuna TPE + ASHA over a small real PyTorch trainable, and resume
-after the driver is killed (SIGKILL) without re-running finished trials."""
+"""Sweeps on a real local Ray with affectlab's real training (the speech-au corpus, preprocessed):
+the objective is the metric of the weights training keeps, ``best_config.yaml`` re-trains to the
+best trial's value, the driver killed with SIGKILL resumes without re-running finished trials,
+and the ray_train runner follows the same objective rule."""
 
 from __future__ import annotations
 
@@ -8,69 +10,41 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
+
+from speech_au_data import speech_au_preprocessed
 
 REPO = Path(__file__).resolve().parents[2]
 
-# A real (tiny) training: an MLP on a fixed synthetic task, one report per epoch. The sweep
-# machinery sees exactly what it sees with affectlab's own training: train(config, out=, reporter=).
-TRAINABLE = '''
-import os, time
-import torch
 
-def train(config, *, out, reporter):
-    torch.manual_seed(config.training.seed)
-    torch.set_num_threads(1)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(256, 6, generator=g)
-    y = (x[:, 0] + x[:, 1] * x[:, 2] > 0).long()
-    hidden = int(config.model.kwargs.get("hidden", 8))
-    net = torch.nn.Sequential(torch.nn.Linear(6, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 2))
-    opt = torch.optim.SGD(net.parameters(), lr=config.training.lr)
-    for epoch in range(1, config.training.max_epochs + 1):
-        for _ in range(10):
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(net(x[:192]), y[:192])
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            acc = (net(x[192:]).argmax(1) == y[192:]).float().mean().item()
-        reporter({"epoch": epoch, "val_uar": acc, "val_loss": float(loss)}, None)
-        time.sleep(float(os.environ.get("EPOCH_SLEEP", "0")))
-'''
+def sweep_file(tmp_path: Path, pre: str, *, samples: int, epochs: int, space: dict | None = None,
+               training: dict | None = None, tune: dict | None = None) -> str:
+    """A small real sweep (au_003's base: AU17 occurrence from eGeMAPS LLDs) written as a sweep file.
 
-SWEEP = {
-    "base": {
-        "data": {"features": "/nonexistent/preprocessed"},
-        "model": {"name": "stacked", "kwargs": {"hidden": 8}},
-        "training": {"max_epochs": 4, "lr": 0.1},
-        "scaling": {"runner": "in_process"},
-    },
-    "space": {"training.lr": {"loguniform": [1e-3, 1.0]}, "model.kwargs.hidden": {"int": [4, 32], "step": 4}},
-    "tune": {"num_samples": 4, "seed": 0, "startup_trials": 2, "asha": {"grace_period": 1, "reduction_factor": 2}},
-}
-
-SCRIPT = '''
-import json, sys
-from affectlab.runtime import ray_session
-from affectlab.tuning import parse_sweep, run_sweep
-{trainable}
-if __name__ == "__main__":
-    out, samples, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "resume"
-    sweep = parse_sweep(json.loads(sys.argv[4]), source="test-sweep")
-    with ray_session(num_cpus=2):
-        summary = run_sweep(sweep, out=out, samples=samples, resume=resume, train_fn=train)
-    print("SUMMARY", json.dumps(summary.__dict__))
-'''
+    Early stopping is active (patience 2 after 2 warm-up epochs) and the kept epoch is the best
+    of the last 2, so the kept weights are often neither the last epoch's nor the best epoch's
+    overall: the objective rule is visible in the numbers.
+    """
+    data = yaml.safe_load((REPO / "search_spaces" / "au_003.yaml").read_text())
+    data["base"]["data"]["features"] = pre
+    data["base"]["model"] = {"name": "stacked", "kwargs": {"hidden": 16, "dropout": 0.1}}
+    data["base"]["training"].update({"max_epochs": epochs, "prev_rounds": 2, "patience": 2, "last_top_results": 2,
+                                     **(training or {})})
+    data["space"] = space or {"training.lr": {"loguniform": [0.005, 0.05]}, "model.kwargs.hidden": {"choice": [8, 16]}}
+    data["tune"] = {"metric": "val_uar", "mode": "max", "num_samples": samples, "seed": 0, "startup_trials": 2,
+                    "asha": {"grace_period": 2, "reduction_factor": 2, "max_t": epochs}, **(tune or {})}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
 
 
-def study_trials(out: Path) -> list:
+def study_trials(out: Path) -> list[optuna.trial.FrozenTrial]:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -88,107 +62,191 @@ def ledger(out: Path) -> list[dict]:
     return events
 
 
+def trained(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in trials if "duplicate_of" not in t.user_attrs]
+
+
+def check_objectives_are_what_training_kept(out: Path, metric: str = "val_uar") -> dict[str, dict[int, float]]:
+    """Every trial that ran its budget was scored with the metric of the epoch whose weights its
+    training kept (its own result.json), and every ledger result carries that rule's value.
+
+    Returns:
+        Each COMPLETE trial's curve (epoch -> metric), keyed by its Tune trial id.
+    """
+    complete = [t for t in trained(study_trials(out)) if t.state == TrialState.COMPLETE]
+    assert complete
+    for trial in complete:
+        result = json.loads((out / "trials" / trial.user_attrs["tune_trial_id"] / "result.json").read_text())
+        assert trial.value == pytest.approx(result["val"][metric], abs=1e-12)
+        assert trial.user_attrs["kept_epoch"] == result["best_epoch"]
+        assert trial.user_attrs["epochs"] == result["epochs"]
+    curves: dict[str, dict[int, float]] = {}
+    for event in ledger(out):
+        if event["event"] == "result":
+            curve = curves.setdefault(event["trial_id"], {})
+            curve[event["iteration"]] = event["metrics"][metric]
+            assert event["kept_epoch"] == event["metrics"]["best_epoch"]
+            assert event["objective"] == curve[event["kept_epoch"]]
+    return {t.user_attrs["tune_trial_id"]: curves[t.user_attrs["tune_trial_id"]] for t in complete}
+
+
 @pytest.mark.slow
-def test_sweep_runs_trials_and_writes_results(ray_local: None, tmp_path: Path) -> None:
-    from affectlab.tuning import parse_sweep, run_sweep
-
-    namespace: dict = {}
-    exec(TRAINABLE, namespace)  # noqa: S102 - the test's own trainable, shipped to trial processes by value
-    lines: list[str] = []
-    sweep = parse_sweep(SWEEP, source="test-sweep")
-    out = tmp_path / "sweep"
-    summary = run_sweep(sweep, out=str(out), train_fn=namespace["train"], echo=lines.append)
-    assert summary.finished == summary.requested == 4 and summary.ran_now == 4
-    trials = study_trials(out)
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
-    assert summary.best_value == max(t.value for t in trials)
-    events = ledger(out)
-    assert sum(e["event"] == "start" for e in events) == 4
-    assert sum(e["event"] == "result" for e in events) == summary.epochs_now >= 4
-    assert any("started: model.kwargs.hidden=" in line for line in lines)
-    assert lines[-1].startswith("[sweep] done: 4/4 trials; best val_uar_best=")
-    # the objective is the best epoch so far: what the training keeps of a configuration
-    results = [e for e in events if e["event"] == "result"]
-    assert all(e["metrics"]["val_uar_best"] >= e["metrics"]["val_uar"] for e in results)
-    best = (out / "best_config.yaml").read_text()
-    from affectlab.training.config import parse_experiment
-    from affectlab.config import parse_yaml
-
-    config = parse_experiment(parse_yaml(best)).base
-    assert config.training.lr == pytest.approx(summary.best_params["training.lr"])
-    # each trial's processes wrote nothing else: a new sweep into the same output is refused
+@pytest.mark.timeout(600)
+def test_objective_is_the_kept_weights_metric_and_best_config_retrains_to_it(
+        tmp_path_factory: pytest.TempPathFactory, ray_local: None, tmp_path: Path) -> None:
     from affectlab.errors import StorageError
+    from affectlab.training.config import load_experiment
+    from affectlab.training.run import train
+    from affectlab.tuning import load_sweep, run_sweep
+
+    pre = speech_au_preprocessed(tmp_path_factory)
+    sweep = load_sweep(sweep_file(tmp_path, pre, samples=5, epochs=8))
+    out = tmp_path / "sweep"
+    lines: list[str] = []
+    started = time.perf_counter()
+    summary = run_sweep(sweep, out=str(out), echo=lines.append)
+    print(f"sweep of 5 real trainings: {time.perf_counter() - started:.1f} s")
+    trials = trained(study_trials(out))
+    assert summary.finished == summary.requested == 5 == len(trials)
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert any("started: model.kwargs.hidden=" in line for line in lines)
+    assert lines[-1].startswith("[sweep] done: 5/5 trials; best val_uar=")
+    curves = check_objectives_are_what_training_kept(out)
+    # the rule is visible here: some trial's kept weights are neither its last epoch's nor its best
+    # epoch's overall (the old objectives); if training changes and none is, adjust sweep_file
+    values = {t.user_attrs["tune_trial_id"]: t.value for t in trials if t.state == TrialState.COMPLETE}
+    assert any(values[tid] not in (curve[max(curve)], max(curve.values())) for tid, curve in curves.items()), curves
+
+    # the best is the best trial that ran its budget, and best_config.yaml is exactly what it ran
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value)
+    assert (summary.best_value, summary.best_trial_id, summary.best_epoch) == (
+        best.value, best.user_attrs["tune_trial_id"], best.user_attrs["kept_epoch"])
+    ran = yaml.safe_load((out / "trials" / summary.best_trial_id / "config.yaml").read_text())
+    best_config = yaml.safe_load((out / "best_config.yaml").read_text())
+    assert best_config == ran
+    assert best_config["base"]["training"]["max_epochs"] == sweep.max_t == 8  # the budget it was given
+    assert best_config["base"]["scaling"]["runner"] == "in_process"
+
+    # re-training from best_config.yaml gives the trial's metric back (seeded CPU training)
+    config = load_experiment(str(out / "best_config.yaml")).base
+    again = train(config, out=str(tmp_path / "retrain"))
+    assert again.best_epoch == summary.best_epoch
+    assert again.val["val_uar"] == pytest.approx(summary.best_value, abs=1e-6)
 
     with pytest.raises(StorageError, match="already holds a sweep"):
-        run_sweep(sweep, out=str(out), train_fn=namespace["train"], echo=None)
-
-
-def _run_script(tmp_path: Path, out: Path, samples: int, mode: str, **popen: object) -> subprocess.Popen:
-    script = tmp_path / "sweep_script.py"
-    script.write_text(textwrap.dedent(SCRIPT).format(trainable=TRAINABLE))
-    env = {**os.environ, "PYTHONPATH": str(REPO / "platform"), "EPOCH_SLEEP": "0.4"}
-    env.pop("RAY_ADDRESS", None)
-    return subprocess.Popen([sys.executable, str(script), str(out), str(samples), mode, json.dumps(SWEEP)],
-                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            **popen)
+        run_sweep(sweep, out=str(out), echo=None)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(400)
-def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
+@pytest.mark.timeout(600)
+def test_ray_train_trials_are_scored_by_the_same_rule(tmp_path_factory: pytest.TempPathFactory, ray_local: None,
+                                                      tmp_path: Path) -> None:
+    """A trial that trains through a TorchTrainer reports through Ray Train; its objective is
+    still the metric of the epoch its training kept (not the last epoch's, as before)."""
+    from affectlab.tuning import load_sweep, run_sweep
+
+    pre = speech_au_preprocessed(tmp_path_factory)
+    # one fixed configuration whose training keeps epoch 3 of 5 (a collapse after it)
+    path = sweep_file(tmp_path, pre, samples=1, epochs=6, space={"training.lr": {"choice": [0.03]}},
+                      training={"last_top_results": 3}, tune={"trial_runner": "ray_train", "asha": None})
     out = tmp_path / "sweep"
-    samples = 5
-    proc = _run_script(tmp_path, out, samples, "new", start_new_session=True)
+    summary = run_sweep(load_sweep(path), out=str(out), echo=None)
+    assert summary.finished == 1 and summary.best_trial_id is not None
+    (curve,) = check_objectives_are_what_training_kept(out).values()
+    assert summary.best_epoch < max(curve) and summary.best_value != curve[max(curve)], curve  # not the last epoch
+    config = yaml.safe_load((out / "best_config.yaml").read_text())["base"]
+    assert config["scaling"]["runner"] == "ray_train" and config["training"]["max_epochs"] == 6
+
+
+def _sweep_cli(space: str, out: Path, *extra: str, **popen: object) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "platform")}
+    env.pop("RAY_ADDRESS", None)
+    command = [sys.executable, "-c", "from affectlab.cli import main; main()", "sweep", space, "--out", str(out),
+               "--num-cpus", "2", "--no-report", *extra]
+    return subprocess.Popen(command, env=env, cwd=out.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, **popen)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_resume_after_the_driver_is_killed(tmp_path_factory: pytest.TempPathFactory, ray_local: None,
+                                           tmp_path: Path) -> None:
+    """`affectlab sweep` (real training) is killed with SIGKILL while a trial is mid-training;
+    `affectlab sweep --resume` keeps the finished trials, re-runs the interrupted one and ends
+    with the requested number of trials."""
+    pre = speech_au_preprocessed(tmp_path_factory)
+    out = tmp_path / "sweep"
+    samples = 6
+    space = sweep_file(tmp_path, pre, samples=samples, epochs=10, tune={"max_concurrent": 2})
+    proc = _sweep_cli(space, out, start_new_session=True)
+    interrupted: dict | None = None
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
-            finished = [t for t in study_trials(out) if t.state == TrialState.COMPLETE] if (out / "optuna").exists() else []
-            if len(finished) >= 2:
+            trials = study_trials(out) if (out / "optuna" / "study.journal").exists() else []
+            done = [t for t in trained(trials) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+            mid = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
+            if len(done) >= 2 and mid:
+                os.killpg(proc.pid, signal.SIGKILL)  # the driver (and its Ray) die at once, mid-epoch
+                interrupted = mid[0].params
                 break
-            time.sleep(0.5)
-        assert proc.poll() is None, "the sweep ended before it could be interrupted:\n" + proc.stdout.read()
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver dies at once, mid-sweep
+            time.sleep(0.2)
+        assert interrupted is not None, "the sweep ended before it could be interrupted:\n" + (
+            proc.stdout.read() if proc.poll() is not None else "(still running)")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
-    before = study_trials(out)
-    done_before = {t.number: t.params for t in before if t.state == TrialState.COMPLETE}
-    assert 2 <= len(done_before) < samples
+    before = trained(study_trials(out))
+    finished_before = {t.number: t for t in before if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    assert 2 <= len(finished_before) < samples
+    running = [t.params for t in before if t.state == TrialState.RUNNING]  # interrupted (journal order)
+    assert interrupted in running
+    outputs_before = {p: p.stat().st_mtime_ns for p in (out / "trials").glob("*/result.json")}
 
-    resumed = _run_script(tmp_path, out, samples, "resume")
-    output, _ = resumed.communicate(timeout=300)
+    started = time.perf_counter()
+    resumed = _sweep_cli(space, out, "--resume")
+    output, _ = resumed.communicate(timeout=400)
+    print(f"resume: {time.perf_counter() - started:.1f} s")
     assert resumed.returncode == 0, output[-4000:]
-    assert f"resuming: {len(done_before)} trial(s) already finished" in output
+    assert f"resuming: {len(finished_before)} trial(s) already finished" in output
 
-    after = study_trials(out)
-    complete = [t for t in after if t.state == TrialState.COMPLETE]
-    assert len(complete) == samples  # ends with the requested number of trials
-    for number, params in done_before.items():  # finished trials are kept as they were ...
-        assert after[number].state == TrialState.COMPLETE and after[number].params == params
+    after = trained(study_trials(out))
+    finished = [t for t in after if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == samples  # ends with the requested number of trials
+    by_number = {t.number: t for t in study_trials(out)}
+    for number, trial in finished_before.items():  # finished trials are kept as they were ...
+        assert by_number[number].state == trial.state and by_number[number].params == trial.params
+        assert by_number[number].value == trial.value
     events = ledger(out)
     second_run = [e for e in events if e["event"] == "start" and e["part"] == "part-002"]
-    assert len(second_run) == samples - len(done_before)
-    for event in second_run:  # ... and never started again
-        assert event["params"] not in list(done_before.values())
+    assert len(second_run) == samples - len(finished_before)
+    finished_params = [t.params for t in finished_before.values()]
+    for event in second_run:  # ... and never started again (nor their outputs rewritten)
+        assert event["params"] not in finished_params
+    first = sorted(json.dumps(e["params"], sort_keys=True) for e in second_run[:len(running)])
+    assert first == sorted(json.dumps(p, sort_keys=True) for p in running)  # the interrupted ones run again, first
+    for path, mtime in outputs_before.items():
+        assert path.stat().st_mtime_ns == mtime
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["finished"] == samples and summary["ran_now"] == samples - len(done_before)
+    assert summary["finished"] == samples and summary["ran_now"] == samples - len(finished_before)
+    check_objectives_are_what_training_kept(out)
 
 
 @pytest.mark.slow
-def test_sweep_to_s3_keeps_the_journal_local_and_uploads_it(ray_local: None, s3_bucket: str, tmp_path: Path,
+@pytest.mark.timeout(600)
+def test_sweep_to_s3_keeps_the_journal_local_and_uploads_it(tmp_path_factory: pytest.TempPathFactory,
+                                                            ray_local: None, s3_bucket: str, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from affectlab import storage
     from affectlab.reporting import write_report
-    from affectlab.tuning import parse_sweep, run_sweep
+    from affectlab.tuning import load_sweep, run_sweep
 
+    pre = speech_au_preprocessed(tmp_path_factory)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    namespace: dict = {}
-    exec(TRAINABLE, namespace)  # noqa: S102 - see above
-    data = json.loads(json.dumps(SWEEP))
-    data["tune"]["num_samples"] = 2
     out = f"{s3_bucket}/sweeps/one"
-    summary = run_sweep(parse_sweep(data, source="test-sweep"), out=out, train_fn=namespace["train"], echo=None)
+    summary = run_sweep(load_sweep(sweep_file(tmp_path, pre, samples=2, epochs=3)), out=out, echo=None)
     assert summary.finished == 2
     for name in ("sweep.json", "optuna/study.journal", "ledger.jsonl", "summary.json", "best_config.yaml"):
         assert storage.exists(storage.join(out, name)), name

@@ -1,4 +1,4 @@
-"""Sweeps: search-space files, Ray Tune + Optuna (TPE) + ASHA, resumable from the Optuna study.
+"""Sweeps: search-space files, Ray Tune running an Optuna study (TPE + ASHA pruner), resumable from its journal.
 
 >>> from affectlab.tuning import load_sweep, run_sweep
 >>> sweep = load_sweep("search_spaces/au_003.yaml", ["data.features=out/demo"])

@@ -1,9 +1,11 @@
-"""Driver-side pieces of a sweep: the trial ledger with readable progress, and a resumable ASHA.
+"""The sweep's trial ledger, with readable progress (a Tune callback in the driver).
 
-Both run in the Tune driver. The ledger appends one JSON line per event (trial started, epoch
-result, finished / stopped early / failed) to a local file, flushed at once, so that a killed
-driver loses at most the line being written; it prints the same events as short lines instead
-of Ray's wide trial table.
+The ledger appends one JSON line per event (trial started, epoch result, finished / stopped
+early / failed) to a local file, flushed at once, so that a killed driver loses at most the line
+being written; it prints the same events as short lines instead of Ray's wide trial table.
+Every result and end event carries the trial's objective (``objective``: the sweep metric of the
+epoch whose weights the training keeps, and ``kept_epoch``; see
+:mod:`affectlab.tuning.searcher`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ray.tune import Callback
-from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-__all__ = ["ResumableASHA", "SweepLedger", "format_params"]
+from affectlab.tuning.searcher import StudyDriver
+
+__all__ = ["SweepLedger", "format_params"]
 
 # result keys that are Tune bookkeeping, not training metrics
 _TUNE_KEYS = {
@@ -38,60 +41,18 @@ def format_params(params: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
-class ResumableASHA(ASHAScheduler):
-    """ASHA whose rungs can be pre-filled with the curves of trials from an earlier run.
-
-    A resumed sweep then stops new trials against the same cut-offs as before the interruption,
-    instead of starting with empty rungs (which would let every new trial through).
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.stopped: set[str] = set()
-
-    def seed(self, curves: Mapping[str, Mapping[int, float]]) -> None:
-        """Record earlier trials' per-iteration metric values in the rungs."""
-        if not curves:
-            return
-        for trial_id, curve in curves.items():
-            record = _RecordedTrial(f"prior-{trial_id}")
-            bracket = self._brackets[0]  # noqa: SLF001 - one bracket: plain ASHA
-            for iteration in sorted(curve):
-                value = curve[iteration]
-                if not math.isnan(value):
-                    bracket.on_result(record, iteration, self._metric_op * value)  # noqa: SLF001
-
-    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        action = super().on_trial_result(tune_controller, trial, result)
-        if action != TrialScheduler.STOP:
-            return action
-        if result.get(self._time_attr, 0) >= self._max_t:
-            # the trial's epoch budget is max_t: it ends by itself now, and must be allowed to
-            # (its training writes its outputs after the last epoch; a TorchTrainer must not be
-            # killed mid-shutdown)
-            return TrialScheduler.CONTINUE
-        self.stopped.add(trial.trial_id)
-        return action
-
-
-class _RecordedTrial:
-    """Stands in for a finished trial of an earlier run (ASHA only reads ``trial_id``)."""
-
-    def __init__(self, trial_id: str) -> None:
-        self.trial_id = trial_id
-
-
 class SweepLedger(Callback):
     """Writes every trial event to the ledger file and prints readable progress.
 
     Args:
         path: Local ledger file (appended to).
         part: Name of this run (``part-001``...), recorded with each event.
-        metric: The objective, shown in progress lines.
+        metric: The sweep metric, shown in progress lines.
         mode: ``"max"`` or ``"min"``.
         total: Trials this sweep will have in all (for ``trial 3/12``).
+        driver: The study driver: each trial's objective and whether the pruner stopped it.
         first_number: Number of the first trial started by this run.
-        scheduler: The ASHA scheduler, to tell "stopped early" from "finished".
+        best: The best objective of earlier runs of the sweep (a resume), or None.
         echo: Where progress lines go (``print`` by default); None for silence.
         on_finish: Called after each finished trial (e.g. to upload the ledger and journal).
         verbose: Also print one line per epoch.
@@ -105,28 +66,21 @@ class SweepLedger(Callback):
         metric: str,
         mode: str,
         total: int,
+        driver: StudyDriver,
         first_number: int = 1,
-        scheduler: ResumableASHA | None = None,
+        best: float | None = None,
         echo: Callable[[str], None] | None = print,
         on_finish: Callable[[], None] | None = None,
         verbose: bool = False,
     ) -> None:
         self.path, self.part, self.metric, self.mode = path, part, metric, mode
-        self.total, self.next_number = total, first_number
-        self.scheduler, self.echo, self.on_finish, self.verbose = scheduler, echo, on_finish, verbose
+        self.total, self.next_number, self.driver = total, first_number, driver
+        self.echo, self.on_finish, self.verbose = echo, on_finish, verbose
         self.numbers: dict[str, int] = {}
-        self.best: tuple[float, int] | None = None
+        self.best: tuple[float, int] | None = None if best is None or math.isnan(best) else (float(best), 0)
         self.epochs = 0
         self._last_status = time.monotonic()
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-
-    def seed_best(self, curves: Mapping[str, Mapping[int, float]]) -> None:
-        """Start "best so far" from earlier runs' finished trials (a resumed sweep)."""
-        for curve in curves.values():
-            if curve:
-                value = curve[max(curve)]
-                if self.best is None or self._better(value, self.best[0]):
-                    self.best = (float(value), 0)
 
     # -- writing ---------------------------------------------------------------------------
     def _write(self, event: str, trial: Any, **fields: Any) -> None:
@@ -144,6 +98,12 @@ class SweepLedger(Callback):
     def _better(self, value: float, than: float) -> bool:
         return value > than if self.mode == "max" else value < than
 
+    def _objective_fields(self, trial_id: str) -> dict[str, Any]:
+        objective = self.driver.objective(trial_id)
+        if objective is None:
+            return {}
+        return {"objective": objective.value, "kept_epoch": objective.kept_epoch}
+
     # -- Tune callback hooks ---------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.numbers[trial.trial_id] = self.next_number
@@ -153,24 +113,29 @@ class SweepLedger(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         metrics = {k: v for k, v in result.items() if k not in _TUNE_KEYS and _is_number(v)}
-        step = int(result.get("training_iteration", 0))
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
         self.epochs += 1
-        self._write("result", trial, iteration=step, metrics=metrics)
+        self._write("result", trial, iteration=step, metrics=metrics, **self._objective_fields(trial.trial_id))
         if self.verbose:
             shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()) if k != "epoch")
             self._say(f"[sweep] trial {self.numbers.get(trial.trial_id)} epoch {step}: {shown}")
         self._maybe_status(trials)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        last = trial.last_result or {}
-        step = int(last.get("training_iteration", 0))
-        early = self.scheduler is not None and trial.trial_id in self.scheduler.stopped
-        self._write("stopped" if early else "complete", trial, iteration=step, params=dict(trial.config))
+        objective = self.driver.objective(trial.trial_id)
+        step = objective.epoch if objective else 0
+        early = trial.trial_id in self.driver.pruned
+        self._write("stopped" if early else "complete", trial, iteration=step, params=dict(trial.config),
+                    **self._objective_fields(trial.trial_id))
         how = f"stopped early by ASHA after {step} epoch(s)" if early else f"finished after {step} epoch(s)"
-        value = last.get(self.metric)
-        shown = f"{self.metric}={value:.4f}" if _is_number(value) else "no metric"
-        if _is_number(value) and not math.isnan(value) and (self.best is None or self._better(value, self.best[0])):
-            self.best = (float(value), self.numbers.get(trial.trial_id, 0))
+        if objective is None:
+            shown = "no metric"
+        else:
+            shown = f"{self.metric}={objective.value:.4f} (weights of epoch {objective.kept_epoch})"
+            # only trials that ran their budget compete for the best (see sweep.run_sweep)
+            if not early and not math.isnan(objective.value) and (
+                    self.best is None or self._better(objective.value, self.best[0])):
+                self.best = (objective.value, self.numbers.get(trial.trial_id, 0))
         self._say(f"[sweep] trial {self.numbers.get(trial.trial_id)}/{self.total} {how}: {shown}{self._best_text()}")
         self._finished()
 

@@ -131,10 +131,13 @@ class Dimension(StrictModel):
 
 
 class AshaSettings(StrictModel):
-    """Asynchronous successive halving on per-epoch reports (``training_iteration``)."""
+    """Asynchronous successive halving on the per-epoch objective (Optuna's
+    ``SuccessiveHalvingPruner``): rungs at ``grace_period * reduction_factor**k`` epochs, below
+    ``max_t``; at each rung a trial goes on only if it is in the best ``1/reduction_factor`` of
+    the trials that reached that rung so far."""
 
     grace_period: int = Field(default=1, ge=1, description="epochs before a trial can be stopped")
-    reduction_factor: float = Field(default=2, gt=1)
+    reduction_factor: int = Field(default=2, ge=2, description="a whole number: keep the best 1/reduction_factor")
     max_t: int | None = Field(default=None, ge=1, description="default: base training.max_epochs")
 
     @model_validator(mode="after")

@@ -10,11 +10,14 @@ Layout of a sweep output ``<out>`` (a local path or ``s3://`` URI)::
     <out>/summary.json          best trial and counts, written at the end
     <out>/best_config.yaml      the best configuration as a config `affectlab train` accepts
 
-The Optuna study is the source of truth for resuming: trials it holds as finished are never run
-again, trials it holds as running were interrupted and are queued to run again first, and the
-TPE sampler sees the whole history. Optuna's journal is an append-only local file; for ``s3://``
-outputs it (and the ledger) live in a local cache directory and are uploaded after every
-finished trial and at the end (``~/.cache/affectlab/sweeps/<hash of the URI>/``).
+The Optuna study is the source of truth for resuming: trials it holds as finished (COMPLETE or
+PRUNED) are never run again, trials it holds as running were interrupted and are queued to run
+again first, the TPE sampler sees the whole history and the pruner (ASHA) sees every trial's
+per-epoch objective, so its rungs survive the interruption. Nothing is taken from Tune's own
+experiment state: each (resumed) run is a new Tune experiment that the study drives. Optuna's
+journal is an append-only local file; for ``s3://`` outputs it (and the ledger) live in a local
+cache directory and are uploaded after every finished trial and at the end
+(``~/.cache/affectlab/sweeps/<hash of the URI>/``).
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from affectlab import storage
 from affectlab.errors import ConfigError, StorageError
 
-__all__ = ["StudyHistory", "SweepPaths", "check_output", "open_study", "prepare_history", "read_ledger", "write_spec"]
+__all__ = ["StudyHistory", "SweepPaths", "best_trial", "check_output", "next_part", "open_study", "prepare_history",
+           "read_ledger", "write_spec"]
 
 STUDY_NAME = "affectlab-sweep"
 
@@ -142,8 +146,14 @@ def write_spec(paths: SweepPaths, spec: dict[str, Any], *, resume: bool) -> dict
     return recorded
 
 
-def open_study(paths: SweepPaths, *, direction: str) -> tuple[Any, Any]:
+def open_study(paths: SweepPaths, *, direction: str, pruner: Any = None) -> tuple[Any, Any]:
     """Create or load the sweep's Optuna study in its journal file.
+
+    Args:
+        paths: The sweep's paths (the journal is ``paths.journal``).
+        direction: ``"maximize"`` or ``"minimize"``.
+        pruner: The Optuna pruner that stops trials early (not persisted: pass it on every
+            open); default ``NopPruner`` (no early stopping).
 
     Returns:
         ``(study, storage)``: the study and its ``JournalStorage``.
@@ -155,29 +165,33 @@ def open_study(paths: SweepPaths, *, direction: str) -> tuple[Any, Any]:
     os.makedirs(os.path.dirname(paths.journal), exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     store = JournalStorage(JournalFileBackend(paths.journal))
-    study = optuna.create_study(study_name=STUDY_NAME, storage=store, direction=direction, load_if_exists=True)
+    study = optuna.create_study(study_name=STUDY_NAME, storage=store, direction=direction,
+                                pruner=pruner or optuna.pruners.NopPruner(), load_if_exists=True)
     return study, store
 
 
 @dataclass
 class StudyHistory:
-    """What earlier runs of a sweep left: finished trials, re-queued ones, per-epoch curves."""
+    """What earlier runs of a sweep left: finished and re-queued trials, the best objective."""
 
     finished: int = 0
     requeued: int = 0
     total_trials: int = 0
-    curves: dict[str, dict[int, float]] = field(default_factory=dict)
+    best_value: float | None = None
 
 
-def prepare_history(study: Any, paths: SweepPaths, metric: str) -> StudyHistory:
+def prepare_history(study: Any) -> StudyHistory:
     """Settle trials an interrupted driver left running and summarise the history.
 
     Trials the study holds as RUNNING when no driver runs were interrupted: each is marked FAIL
     and its parameters are enqueued, so the next run evaluates them first. COMPLETE and PRUNED
     trials count towards the requested number of samples and are never run again; FAIL trials
-    (interrupted, or a training error) do not count.
+    (interrupted, or a training error) do not count. The intermediate values of every trial stay
+    in the study, so the pruner's rungs are what they were before the interruption.
     """
     from optuna.trial import TrialState
+
+    from affectlab.tuning.searcher import is_duplicate
 
     history = StudyHistory(total_trials=len(study.trials))
     for trial in study.get_trials(deepcopy=False):
@@ -186,10 +200,32 @@ def prepare_history(study: Any, paths: SweepPaths, metric: str) -> StudyHistory:
             if trial.params:
                 study.enqueue_trial(trial.params, skip_if_exists=False)
                 history.requeued += 1
-        elif trial.state in (TrialState.COMPLETE, TrialState.PRUNED) and "duplicate_of" not in trial.user_attrs:
+        elif trial.state in (TrialState.COMPLETE, TrialState.PRUNED) and not is_duplicate(trial):
             history.finished += 1  # (a duplicate stands for an earlier trial's result: not trained)
-    history.curves = _curves_from_ledger(read_ledger(paths.ledger), metric)
+    best = best_trial(study)
+    history.best_value = None if best is None else float(best.value)
     return history
+
+
+def best_trial(study: Any) -> Any:
+    """The best trial that ran its whole epoch budget (COMPLETE, not a duplicate), or None.
+
+    Trials the pruner stopped (PRUNED) are not candidates: their value is the objective after
+    fewer epochs than the budget, which the configuration (``training.max_epochs``) does not
+    describe. (This is Optuna's own rule for ``study.best_trial``.)
+    """
+    import math
+
+    from optuna.trial import TrialState
+
+    from affectlab.tuning.searcher import is_duplicate
+
+    scored = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if not is_duplicate(t) and t.value is not None and not math.isnan(t.value)]
+    if not scored:
+        return None
+    sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
+    return max(scored, key=lambda t: (sign * t.value, -t.number))  # ties: the earliest trial
 
 
 def read_ledger(path: str) -> list[dict[str, Any]]:
@@ -204,18 +240,6 @@ def read_ledger(path: str) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return events
-
-
-def _curves_from_ledger(events: list[dict[str, Any]], metric: str) -> dict[str, dict[int, float]]:
-    """Per-iteration metric of every trial that finished (for seeding ASHA's rungs)."""
-    finished = {e["trial_id"] for e in events if e.get("event") in ("complete", "stopped")}
-    curves: dict[str, dict[int, float]] = {}
-    for event in events:
-        if event.get("event") == "result" and event["trial_id"] in finished:
-            value = event.get("metrics", {}).get(metric)
-            if isinstance(value, (int, float)):
-                curves.setdefault(event["trial_id"], {})[int(event["iteration"])] = float(value)
-    return curves
 
 
 def next_part(paths: SweepPaths) -> str:

@@ -1,17 +1,25 @@
-"""Run a sweep: Ray Tune with Optuna's TPE (seeded, persisted) proposing and ASHA stopping.
+"""Run a sweep: Ray Tune runs the trials, an Optuna study (TPE, seeded, persisted) proposes and
+its ASHA pruner stops.
 
 Each trial trains one configuration with the same code as ``affectlab train``: in the trial's
 own process for single-worker configs (no worker start-up: right for small models), or by
 starting a ``TorchTrainer`` from the trial function for multi-worker / GPU configs (Ray Train
-V2's Train-in-Tune pattern, metrics forwarded per epoch). Trials report every epoch; ASHA stops
-the losers early; concurrency follows the cluster's CPUs; ``resume=True`` continues a sweep
-whose driver was interrupted (see :mod:`affectlab.tuning.state`).
+V2's Train-in-Tune pattern, metrics forwarded per epoch). Trials report every epoch; the
+driver turns each report into the trial's objective (the metric of the weights the training
+keeps, :mod:`affectlab.tuning.searcher`) and Optuna's ``SuccessiveHalvingPruner`` (asynchronous
+successive halving, ASHA) stops the losers at its rungs; concurrency follows the cluster's CPUs;
+``resume=True`` continues a sweep whose driver was interrupted (see :mod:`affectlab.tuning.state`).
+
+The best trial is the best of the trials that ran their whole epoch budget (Optuna's COMPLETE
+state; a pruned trial's value is the objective after fewer epochs than its configuration says);
+``<out>/best_config.yaml`` is exactly the configuration it trained
+(:func:`~affectlab.tuning.trainable.trial_run_config`, ``training.max_epochs`` included), and
+``summary.json`` records its objective, the epoch whose weights it kept and its Tune trial id.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -20,7 +28,7 @@ from typing import Any
 from affectlab import storage
 from affectlab.runtime import quiet_tune_output
 from affectlab.tuning import state as st
-from affectlab.tuning.space import Sweep, trial_config
+from affectlab.tuning.space import Sweep
 from affectlab.tuning.trainable import (
     TrainFn,
     TuneReporter,
@@ -30,10 +38,11 @@ from affectlab.tuning.trainable import (
     runner,
     shared_corpus,
     trial_resources,
+    trial_run_config,
 )
 
-__all__ = ["SweepSummary", "TrainFn", "TuneReporter", "make_trainable", "objective_key", "run_sweep", "shared_corpus",
-           "trial_resources"]
+__all__ = ["SweepSummary", "TrainFn", "TuneReporter", "make_trainable", "objective_key", "pruner", "run_sweep",
+           "shared_corpus", "trial_resources", "trial_run_config"]
 
 
 @dataclass(frozen=True)
@@ -47,9 +56,10 @@ class SweepSummary:
     finished: int
     ran_now: int
     epochs_now: int
-    best_value: float | None
+    best_value: float | None  # the best trial's objective: its metric at the epoch whose weights it kept
     best_params: dict[str, Any]
-    best_trial_id: str | None
+    best_trial_id: str | None  # Tune trial id: its outputs are in <out>/trials/<id>
+    best_epoch: int | None = None  # the epoch whose weights the best trial kept
 
 
 def _spec(sweep: Sweep, samples: int) -> dict[str, Any]:
@@ -63,10 +73,25 @@ def _spec(sweep: Sweep, samples: int) -> dict[str, Any]:
     }
 
 
-def _searcher(sweep: Sweep, study: Any, journal: Any, history_trials: int) -> Any:
+def pruner(sweep: Sweep) -> Any:
+    """The study's pruner: Optuna's ``SuccessiveHalvingPruner`` (ASHA) from ``tune.asha``, whose
+    rungs are at ``grace_period * reduction_factor**k`` epochs; ``NopPruner`` without ``asha``."""
     import optuna
 
-    from affectlab.tuning.searcher import DedupOptunaSearch
+    asha = sweep.tune.asha
+    if asha is None:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=min(asha.grace_period, sweep.max_t), reduction_factor=asha.reduction_factor,
+        min_early_stopping_rate=0,
+    )
+
+
+def _driver(sweep: Sweep, journal: Any, study_name: str, history_trials: int) -> Any:
+    """The study driver of this run: the study loaded with this run's sampler and the pruner."""
+    import optuna
+
+    from affectlab.tuning.searcher import StudyDriver
 
     # A resumed run must not replay the seeded random start-up proposals of the first run:
     # offset the seed by the number of trials already in the study (still deterministic).
@@ -75,34 +100,9 @@ def _searcher(sweep: Sweep, study: Any, journal: Any, history_trials: int) -> An
         n_startup_trials=sweep.tune.startup_trials,
         constant_liar=True,
     )
-    return DedupOptunaSearch(
-        space={k: v.to_optuna() for k, v in sweep.space.items()},
-        metric=objective_key(sweep),
-        mode=sweep.tune.mode,
-        sampler=sampler,
-        study_name=study.study_name,
-        storage=journal,
-    )
-
-
-def _scheduler(sweep: Sweep, curves: dict[str, dict[int, float]]) -> Any:
-    from affectlab.tuning.callbacks import ResumableASHA
-
-    asha = sweep.tune.asha
-    if asha is None:
-        return None
-    max_t = sweep.max_t
-    scheduler = ResumableASHA(
-        time_attr="training_iteration",
-        metric=objective_key(sweep),
-        mode=sweep.tune.mode,
-        max_t=max_t,
-        grace_period=min(asha.grace_period, max_t),
-        reduction_factor=asha.reduction_factor,
-        stop_last_trials=False,  # trials end by themselves at max_t (their epoch budget)
-    )
-    scheduler.seed(curves)
-    return scheduler
+    study = optuna.load_study(study_name=study_name, storage=journal, sampler=sampler, pruner=pruner(sweep))
+    return StudyDriver(study, {k: v.to_optuna() for k, v in sweep.space.items()}, metric=objective_key(sweep),
+                       mode=sweep.tune.mode, max_t=sweep.max_t)
 
 
 def run_sweep(
@@ -144,31 +144,32 @@ def run_sweep(
         paths.pull()
     else:
         paths.reset_local()
-    study, journal = st.open_study(paths, direction="maximize" if sweep.tune.mode == "max" else "minimize")
-    history = st.prepare_history(study, paths, objective_key(sweep))
+    study, journal = st.open_study(paths, direction="maximize" if sweep.tune.mode == "max" else "minimize",
+                                   pruner=pruner(sweep))
+    history = st.prepare_history(study)
     remaining = total - history.finished
     _say(echo, _opening(sweep, paths.out, total, history, remaining))
     if remaining <= 0:
         return _finish(sweep, paths, study, total, ran=0, epochs=0, echo=echo)
 
-    scheduler = _scheduler(sweep, history.curves)
+    driver = _driver(sweep, journal, study.study_name, history.total_trials)
     ledger = SweepLedger(
         paths.ledger, part=st.next_part(paths), metric=objective_key(sweep), mode=sweep.tune.mode, total=total,
-        first_number=_trials_started(paths) + 1, scheduler=scheduler, echo=echo, on_finish=paths.push,
-        verbose=verbose,
+        driver=driver, first_number=_trials_started(paths) + 1, best=history.best_value, echo=echo,
+        on_finish=paths.push, verbose=verbose,
     )
-    ledger.seed_best(history.curves)
-    tuner = _tuner(sweep, paths, train_fn=train_fn, scheduler=scheduler, ledger=ledger, remaining=remaining,
-                   searcher=_searcher(sweep, study, journal, history.total_trials))
+    tuner = _tuner(sweep, paths, train_fn=train_fn, driver=driver, ledger=ledger, remaining=remaining)
     with quiet_tune_output():
         tuner.fit()
-    return _finish(sweep, paths, study, total, ran=len(ledger.numbers), epochs=ledger.epochs, echo=echo)
+    return _finish(sweep, paths, driver.study, total, ran=len(ledger.numbers), epochs=ledger.epochs, echo=echo)
 
 
-def _tuner(sweep: Sweep, paths: st.SweepPaths, *, train_fn: TrainFn | None, scheduler: Any, ledger: Any,
-           remaining: int, searcher: Any) -> Any:
+def _tuner(sweep: Sweep, paths: st.SweepPaths, *, train_fn: TrainFn | None, driver: Any, ledger: Any,
+           remaining: int) -> Any:
     """The Tuner of one run of the sweep (Tune experiment ``<out>/tune/<part>``)."""
     from ray import tune
+
+    from affectlab.tuning.searcher import StudyScheduler, StudySearcher
 
     trainable = make_trainable(sweep, out=paths.out, train_fn=train_fn)
     corpus = shared_corpus(sweep) if train_fn is None else None
@@ -176,9 +177,9 @@ def _tuner(sweep: Sweep, paths: st.SweepPaths, *, train_fn: TrainFn | None, sche
         trainable = tune.with_parameters(trainable, corpus=corpus)
     return tune.Tuner(
         tune.with_resources(trainable, trial_resources(sweep)),
-        tune_config=tune.TuneConfig(  # metric and mode live in the searcher and the scheduler
-            search_alg=searcher,
-            scheduler=scheduler,
+        tune_config=tune.TuneConfig(  # metric, mode and stopping live in the study driver
+            search_alg=StudySearcher(driver),
+            scheduler=StudyScheduler(driver),
             num_samples=remaining,
             max_concurrent_trials=max_concurrent(sweep, remaining),
             # in-process trials: one trial process trains many configs (start-up paid once)
@@ -193,8 +194,6 @@ def _tuner(sweep: Sweep, paths: st.SweepPaths, *, train_fn: TrainFn | None, sche
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
     )
-
-
 
 
 def _read_spec(paths: st.SweepPaths) -> dict[str, Any] | None:
@@ -236,45 +235,42 @@ def _finish(sweep: Sweep, paths: st.SweepPaths, study: Any, total: int, *, ran: 
             echo: Callable[[str], None] | None) -> SweepSummary:
     from optuna.trial import TrialState
 
-    from affectlab.tuning.searcher import is_duplicate
+    from affectlab.tuning.searcher import KEPT_EPOCH_ATTR, TUNE_ID_ATTR, is_duplicate
 
     done = [t for t in study.get_trials(deepcopy=False)
             if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and not is_duplicate(t)]
-    scored = [t for t in done if t.value is not None and not math.isnan(t.value)]
-    best = None
-    if scored:
-        best = max(scored, key=lambda t: t.value if sweep.tune.mode == "max" else -t.value)
-    best_id = _tune_id_for(paths, best.params) if best else None
+    best = st.best_trial(study)
     summary = SweepSummary(
         out=paths.out, metric=objective_key(sweep), mode=sweep.tune.mode, requested=total,
         finished=len(done), ran_now=ran, epochs_now=epochs,
-        best_value=best.value if best else None, best_params=dict(best.params) if best else {},
-        best_trial_id=best_id,
+        best_value=float(best.value) if best else None, best_params=dict(best.params) if best else {},
+        best_trial_id=best.user_attrs.get(TUNE_ID_ATTR) if best else None,
+        best_epoch=best.user_attrs.get(KEPT_EPOCH_ATTR) if best else None,
     )
     storage.write_text(storage.join(paths.out, "summary.json"), json.dumps(asdict(summary), indent=2))
     if best is not None:
-        _write_best_config(sweep, paths, best.params)
+        _write_best_config(sweep, paths, best, summary)
     paths.push()
     if best is not None:
         _say(echo, f"[sweep] done: {len(done)}/{total} trials; best {objective_key(sweep)}={best.value:.4f} "
-                   f"with {best.params}; config: {storage.join(paths.out, 'best_config.yaml')}")
+                   f"(weights of epoch {summary.best_epoch}) with {best.params}; "
+                   f"config: {storage.join(paths.out, 'best_config.yaml')}")
+    elif done:
+        _say(echo, f"[sweep] done: {len(done)}/{total} trials; none ran its whole epoch budget (all stopped "
+                   f"early or failed), so there is no best configuration")
     return summary
 
 
-def _tune_id_for(paths: st.SweepPaths, params: dict[str, Any]) -> str | None:
-    """Tune trial id of the finished trial with these params (from the ledger)."""
-    for event in reversed(st.read_ledger(paths.ledger)):
-        if event.get("event") in ("complete", "stopped") and event.get("params") == params:
-            return event["trial_id"]
-    return None
-
-
-def _write_best_config(sweep: Sweep, paths: st.SweepPaths, params: dict[str, Any]) -> None:
+def _write_best_config(sweep: Sweep, paths: st.SweepPaths, best: Any, summary: SweepSummary) -> None:
+    """``best_config.yaml``: exactly the configuration the best trial trained, epoch budget included."""
     import yaml
 
-    config = trial_config(sweep.base, params)
+    config = trial_run_config(sweep, best.params)
     text = (
-        f"# best configuration of the sweep in {paths.out} ({sweep.tune.metric}, {sweep.tune.mode})\n"
+        f"# best configuration of the sweep in {paths.out}: trial {summary.best_trial_id}, "
+        f"{sweep.tune.metric}={best.value:.6g} ({sweep.tune.mode}) with the weights of epoch {summary.best_epoch}\n"
+        f"# exactly what that trial trained, training.max_epochs (its epoch budget) included; retrain with\n"
+        f"#   affectlab train best_config.yaml --out DIR\n"
         + yaml.safe_dump({"base": config.model_dump(mode="json")}, sort_keys=False)
     )
     storage.write_text(storage.join(paths.out, "best_config.yaml"), text)

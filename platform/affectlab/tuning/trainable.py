@@ -7,8 +7,14 @@ models); multi-worker or GPU configs start a ``TorchTrainer`` from the trial fun
 per-epoch reports reach Tune through Ray's ``TuneReportCallback`` (Ray Train V2's Train-in-Tune
 pattern).
 
-A trial's epoch budget is ASHA's ``max_t``: trials that survive every rung end by themselves and
-write their outputs; only trials cut at a rung are stopped by Tune. For a ``TorchTrainer`` trial
+A trial's configuration is :func:`trial_run_config`: the base config with the trial's parameters,
+the runner chosen for the sweep and ``training.max_epochs`` set to the sweep's epoch budget
+``max_t`` (``tune.asha.max_t``, at most the base's ``training.max_epochs``). That budget is what
+the trial is *given*: it trains until its own early stopping or ``max_t`` ends it, unless the
+pruner (ASHA) stops it at a rung first, a decision taken outside the trial and not part of its
+configuration. Trials that survive every rung end by themselves and write their outputs; only
+trials cut at a rung are stopped by Tune. ``best_config.yaml`` is :func:`trial_run_config` of
+the best trial, so ``affectlab train best_config.yaml`` runs exactly what that trial ran. For a ``TorchTrainer`` trial
 that stop kills the Train controller, and Ray Train's detached ``PlacementGroupCleaner`` frees its
 workers' placement group. (Seen with Ray 2.60: on a host running several Ray clusters at once
 the cleaner's state-API lookup fails with "Found multiple active Ray instances", the group stays
@@ -17,8 +23,7 @@ reserved and the next TorchTrainer trial waits for its CPUs; one cluster per hos
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from affectlab import storage
@@ -33,6 +38,7 @@ __all__ = [
     "runner",
     "shared_corpus",
     "trial_resources",
+    "trial_run_config",
 ]
 
 TrainFn = Callable[..., Any]  # train(config, *, out, reporter[, corpus]) -> anything
@@ -72,6 +78,19 @@ def max_concurrent(sweep: Sweep, remaining: int) -> int:
     return max(1, min(fit, limit, remaining))
 
 
+def trial_run_config(sweep: Sweep, params: Mapping[str, Any]) -> Any:
+    """The exact configuration a trial with ``params`` trains (and ``best_config.yaml`` holds).
+
+    The base config with ``scaling.runner`` set to the sweep's runner (:func:`runner`),
+    ``training.max_epochs`` set to the trial's epoch budget (``sweep.max_t``) and then the
+    trial's own parameters (a searched ``training.max_epochs`` wins).
+
+    Raises:
+        ConfigError: The values make an invalid config (the message names the keys).
+    """
+    return trial_config(sweep.base, {"scaling.runner": runner(sweep), "training.max_epochs": sweep.max_t, **params})
+
+
 def make_trainable(sweep: Sweep, *, out: str, train_fn: TrainFn | None = None) -> Callable[..., None]:
     """The Tune function trainable: build the trial's config, train it, report every epoch.
 
@@ -84,62 +103,46 @@ def make_trainable(sweep: Sweep, *, out: str, train_fn: TrainFn | None = None) -
         train_fn: ``train(config, *, out, reporter[, corpus])``; default
             :func:`affectlab.training.run.train` (the code behind ``affectlab train``).
     """
-    base = sweep.base
-    trial_runner = runner(sweep)
-    metric, mode, max_t = sweep.tune.metric, sweep.tune.mode, sweep.max_t
 
     def trial(params: dict, corpus: Any = None) -> None:
         from ray import tune
 
         fn = train_fn or _default_train_fn()
-        # the trial's epoch budget is ASHA's max_t: a trial that survives every rung ends by
-        # itself and writes its outputs (ASHA stops only the ones it cuts at a rung)
-        config = trial_config(base, {"scaling.runner": trial_runner, "training.max_epochs": max_t, **params})
+        config = trial_run_config(sweep, params)
         trial_out = storage.join(out, "trials", tune.get_context().get_trial_id())
         extra = {"corpus": corpus} if corpus is not None else {}
-        fn(config, out=trial_out, reporter=TuneReporter(metric, mode), **extra)
+        fn(config, out=trial_out, reporter=TuneReporter(), **extra)
 
     return trial
 
 
 def objective_key(sweep: Sweep) -> str:
-    """The result key the searcher and ASHA optimise.
+    """The result key the sweep's objective is computed from: ``tune.metric``.
 
-    In-process trials report ``<metric>_best``, the best value of the metric over the epochs so
-    far: the training keeps the best epoch's weights, so that is what a configuration is worth,
-    and it does not punish a configuration that peaks early and then overfits. Trials that run a
-    TorchTrainer forward Ray Train's reports unchanged, so there the objective is the metric of
-    the latest epoch.
+    The objective itself is not a reported key: the driver computes it from every epoch's
+    result as the metric of the epoch whose weights the training keeps (``best_epoch``), the
+    same rule for in-process and TorchTrainer trials (:func:`affectlab.tuning.searcher.kept_value`).
     """
-    return f"{sweep.tune.metric}_best" if runner(sweep) == "in_process" else sweep.tune.metric
+    return sweep.tune.metric
 
 
 class TuneReporter:
-    """The training reporter of a trial: each epoch's metrics go to ``tune.report``, plus
-    ``<metric>_best`` (see :func:`objective_key`).
+    """The training reporter of an in-process trial: each epoch's metrics go to ``tune.report``
+    unchanged (a TorchTrainer trial's epochs reach Tune the same way, through Ray's
+    ``TuneReportCallback``).
 
-    ``wants_checkpoints`` is False: ASHA needs no checkpoints (nothing is paused or cloned) and
-    each trial's best weights are written to its own output directory by the training code.
+    ``wants_checkpoints`` is False: the pruner needs no checkpoints (nothing is paused or
+    cloned) and each trial's kept weights are written to its own output directory by the
+    training code.
     """
 
     wants_checkpoints = False
 
-    def __init__(self, metric: str, mode: str) -> None:
-        self.metric, self.mode = metric, mode
-        self.best: float | None = None
-
     def __call__(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         from ray import tune
 
-        value = metrics.get(self.metric)
-        if isinstance(value, (int, float)) and not math.isnan(value):
-            better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
-            self.best = float(value) if better else self.best
-        report = dict(metrics)
-        if self.best is not None:
-            report[f"{self.metric}_best"] = self.best
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        tune.report(report, checkpoint=checkpoint)
+        tune.report(dict(metrics), checkpoint=checkpoint)
 
 
 def shared_corpus(sweep: Sweep) -> Any:

@@ -1,8 +1,7 @@
-"""Sweep state: recorded spec, the Optuna study as the resume ledger, ASHA seeding, the ledger."""
+"""Sweep state: recorded spec, the Optuna study as the resume ledger (pruner rungs included), the ledger."""
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import optuna
@@ -11,7 +10,8 @@ from optuna.trial import TrialState
 
 from affectlab.errors import ConfigError, StorageError
 from affectlab.tuning import state as st
-from affectlab.tuning.callbacks import ResumableASHA, SweepLedger, format_params
+from affectlab.tuning.callbacks import SweepLedger, format_params
+from affectlab.tuning.searcher import StudyDriver
 
 
 def spec(fingerprint: str = "abc", samples: int = 4) -> dict:
@@ -56,55 +56,79 @@ def test_interrupted_trials_are_requeued_and_finished_ones_counted(tmp_path) -> 
     study.tell(failed, state=TrialState.FAIL)
     running = study.ask(dist)  # the driver died while this one ran
     study2, _ = st.open_study(paths, direction="maximize")  # a new driver opens the same journal
-    history = st.prepare_history(study2, paths, "val_uar")
-    assert (history.finished, history.requeued, history.total_trials) == (2, 1, 4)
+    history = st.prepare_history(study2)
+    assert (history.finished, history.requeued, history.total_trials, history.best_value) == (2, 1, 4, 0.5)
     states = [t.state for t in study2.get_trials()]
     assert states[3] == TrialState.FAIL and states[4] == TrialState.WAITING
     # the next proposal is the interrupted trial's configuration
     assert study2.ask(dist).params == running.params
 
 
-def test_curves_come_from_finished_trials_of_the_ledger(tmp_path) -> None:
-    ledger = tmp_path / "ledger.jsonl"
-    events = [
-        {"event": "start", "trial_id": "a"}, {"event": "result", "trial_id": "a", "iteration": 1, "metrics": {"m": 0.5}},
-        {"event": "result", "trial_id": "a", "iteration": 2, "metrics": {"m": 0.7}}, {"event": "stopped", "trial_id": "a"},
-        {"event": "start", "trial_id": "b"}, {"event": "result", "trial_id": "b", "iteration": 1, "metrics": {"m": 0.9}},
-    ]
-    ledger.write_text("\n".join(json.dumps(e) for e in events) + "\n{\"torn")
-    assert st._curves_from_ledger(st.read_ledger(str(ledger)), "m") == {"a": {1: 0.5, 2: 0.7}}
+def test_best_trial_is_the_best_that_ran_its_budget(tmp_path) -> None:
+    paths = st.SweepPaths.for_output(str(tmp_path))
+    study, _ = st.open_study(paths, direction="minimize")
+    dist = {"lr": optuna.distributions.FloatDistribution(0.1, 1.0)}
+    assert st.best_trial(study) is None
+    for value, state in ((0.4, TrialState.COMPLETE), (0.1, TrialState.PRUNED), (0.3, TrialState.COMPLETE),
+                         (0.3, TrialState.COMPLETE)):
+        trial = study.ask(dist)
+        trial.report(value, step=1)
+        study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+    duplicate = study.ask(dist)
+    duplicate.set_user_attr("duplicate_of", 2)
+    study.tell(duplicate, 0.0)
+    best = st.best_trial(study)
+    assert (best.number, best.value) == (2, 0.3)  # not the pruned 0.1, not the duplicate; ties: earliest
 
 
-def test_asha_seeded_with_earlier_curves_stops_a_worse_trial_at_once() -> None:
-    fresh = ResumableASHA(metric="m", mode="max", max_t=8, grace_period=1, reduction_factor=2)
-    seeded = ResumableASHA(metric="m", mode="max", max_t=8, grace_period=1, reduction_factor=2)
-    seeded.seed({"old1": {1: 0.8, 2: 0.85}, "old2": {1: 0.9}})
-    trial = SimpleNamespace(trial_id="new")
-    for scheduler in (fresh, seeded):
-        scheduler.on_trial_add(None, trial)
-    result = {"training_iteration": 1, "m": 0.3}
-    assert fresh.on_trial_result(None, trial, result) == "CONTINUE"
-    assert seeded.on_trial_result(None, trial, result) == "STOP"
-    assert seeded.stopped == {"new"}
+def test_asha_rungs_survive_a_resume_because_they_live_in_the_journal(tmp_path) -> None:
+    paths = st.SweepPaths.for_output(str(tmp_path))
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    dist = {"lr": optuna.distributions.FloatDistribution(0.1, 1.0)}
+    first, _ = st.open_study(paths, direction="maximize", pruner=pruner)
+    driver = StudyDriver(first, dist, metric="m", mode="max", max_t=8)
+    for tid, value in (("a", 0.8), ("b", 0.9)):
+        driver.ask(tid)
+        driver.observe(tid, {"epoch": 1, "m": value, "best_epoch": 1})
+        driver.observe(tid, {"epoch": 2, "m": value, "best_epoch": 2})
+        driver.tell(tid)
+    # a new driver process opens the same journal: a worse trial is stopped at the first rung
+    # at once, and a fresh study (no history) would have let it through
+    for fresh in (False, True):
+        where = st.SweepPaths.for_output(str(tmp_path / "fresh")) if fresh else paths
+        resumed, _ = st.open_study(where, direction="maximize", pruner=pruner)
+        driver = StudyDriver(resumed, dist, metric="m", mode="max", max_t=8)
+        driver.ask("new")
+        assert driver.observe("new", {"epoch": 1, "m": 0.3, "best_epoch": 1}) is (not fresh)
 
 
 def test_ledger_writes_events_and_prints_readable_progress(tmp_path) -> None:
     lines: list[str] = []
-    scheduler = ResumableASHA(metric="val_uar", mode="max", max_t=4, grace_period=1)
+    paths = st.SweepPaths.for_output(str(tmp_path / "sweep"))
+    study, _ = st.open_study(paths, direction="maximize")
+    driver = StudyDriver(study, {"training.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)},
+                         metric="val_uar", mode="max", max_t=4)
     ledger = SweepLedger(str(tmp_path / "l.jsonl"), part="part-001", metric="val_uar", mode="max", total=2,
-                         scheduler=scheduler, echo=lines.append)
-    trial = SimpleNamespace(trial_id="t1", config={"training.lr": 0.00123}, last_result={}, status="RUNNING")
+                         driver=driver, best=0.55, echo=lines.append)
+    params = driver.ask("t1")
+    trial = SimpleNamespace(trial_id="t1", config=params, last_result={}, status="RUNNING")
     ledger.on_trial_start(0, [trial], trial)
-    result = {"training_iteration": 1, "val_uar": 0.6, "epoch": 1, "time_this_iter_s": 0.1, "done": False}
-    ledger.on_trial_result(0, [trial], trial, result)
-    trial.last_result = result
-    scheduler.stopped.add("t1")
+    for epoch, (value, kept) in enumerate([(0.6, 1), (0.5, 1)], start=1):
+        result = {"training_iteration": epoch, "epoch": epoch, "val_uar": value, "best_epoch": kept,
+                  "time_this_iter_s": 0.1, "done": False}
+        driver.observe("t1", result)
+        ledger.on_trial_result(0, [trial], trial, result)
+    driver.pruned.add("t1")  # as if the pruner had stopped it
+    driver.tell("t1")
     ledger.on_trial_complete(0, [trial], trial)
     events = st.read_ledger(str(tmp_path / "l.jsonl"))
-    assert [e["event"] for e in events] == ["start", "result", "stopped"]
-    assert events[1]["metrics"] == {"val_uar": 0.6, "epoch": 1}
-    assert lines[0] == "[sweep] trial 1/2 started: training.lr=0.00123"
-    assert "stopped early by ASHA after 1 epoch(s): val_uar=0.6000" in lines[-1]
+    assert [e["event"] for e in events] == ["start", "result", "result", "stopped"]
+    assert events[1]["metrics"] == {"val_uar": 0.6, "epoch": 1, "best_epoch": 1}
+    assert (events[2]["iteration"], events[2]["objective"], events[2]["kept_epoch"]) == (2, 0.6, 1)
+    assert (events[3]["objective"], events[3]["kept_epoch"]) == (0.6, 1)
+    assert lines[0] == f"[sweep] trial 1/2 started: training.lr={params['training.lr']:.3g}"
+    assert lines[-1] == ("[sweep] trial 1/2 stopped early by ASHA after 2 epoch(s): val_uar=0.6000 "
+                         "(weights of epoch 1) (best so far 0.5500, an earlier run)")  # pruned: not a best
 
 
 def test_format_params_is_sorted_and_compact() -> None:
