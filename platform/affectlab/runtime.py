@@ -3,6 +3,15 @@
 The embedded default starts a local Ray inside the calling process with the dashboard bound to
 127.0.0.1, a CPU budget from ``--num-cpus`` and quiet logs. With ``RAY_ADDRESS`` set (as it is
 inside ``ray job submit``), commands connect to that cluster instead and never start one.
+
+Credentials: Ray workers get AWS credentials the way any AWS SDK client does, through the default
+chain: their environment, ``~/.aws`` profiles, or an instance role. The embedded Ray is started
+inside the affectlab command, after its environment is set, so its workers inherit the command's
+``AWS_*`` variables. affectlab never hands credentials to Ray in ``runtime_env.env_vars``: Ray
+shows those in ``ray list tasks --detail``, the state API and the dashboard, and its runtime-env
+agent logs them. A Ray that was started before (``ray start``, a notebook's ``ray.init``, a
+cluster) keeps the environment it was started with: its processes (every node's, on a cluster)
+must have had the credentials in their environment, profiles or role when they started.
 """
 
 from __future__ import annotations
@@ -40,7 +49,8 @@ def ray_session(
     """Start (or join) Ray for the duration of a ``with`` block and shut it down after.
 
     If Ray is already initialised in this process (e.g. a test fixture), it is reused and left
-    running.
+    running; its workers have the environment of the moment it was started (see the module
+    docstring on credentials).
 
     Args:
         num_cpus: CPUs for the embedded local cluster (default: all); ignored on a cluster.

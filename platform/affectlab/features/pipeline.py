@@ -112,9 +112,9 @@ _SUMMARY_SCHEMA = pa.schema(
     [("sample_id", pa.string()), ("ok", pa.bool_()), ("error", pa.string()), ("message", pa.string()),
      ("path", pa.string()), ("media_seconds", pa.float64()), ("part", pa.string())]
 )
-# storage settings handed to the workers of an embedded local Ray (see _worker_env)
-_STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE",
-                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+# where S3 is, handed to the workers of an embedded local Ray (see _worker_env); never credentials:
+# Ray shows a task's runtime_env (env_vars included) in its state API and dashboard
+_STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE")
 STRATEGIES = ("tasks", "actors")
 # Ray Data scheduling: ~2 blocks per worker (each block costs ~0.17 s of idle worker here)
 MAX_ROWS_PER_BLOCK = 1024
@@ -402,12 +402,18 @@ def _collect(rows: list[dict[str, Any]], final: str, result: StageResult) -> Non
 
 
 def _worker_env(todo: pa.Table, final: str) -> dict[str, Any]:
-    """Ray remote args giving the actors this process's S3 settings, when S3 is involved.
+    """Ray remote args giving the workers this process's S3 *location* settings, when S3 is involved.
 
-    Workers of an embedded local Ray inherit the environment of the moment Ray started; S3
-    settings made later (a notebook, a test fixture) would be missing. On the local machine we
-    pass them along (they never leave it); on a cluster (``RAY_ADDRESS``) the nodes' own
-    environment / instance role must provide them and nothing is forwarded.
+    Only the endpoint, region and profile name (:data:`_STORAGE_ENV`) are forwarded, and only to
+    an embedded local Ray, whose workers otherwise see the environment of the moment Ray started
+    (an endpoint set later in a notebook would be missing). Credentials are never forwarded:
+    ``runtime_env.env_vars`` are shown by ``ray list tasks --detail``, the state API and the
+    dashboard, and logged by Ray's runtime-env agent. Workers find credentials themselves, through
+    the AWS default chain: the environment they inherit (an embedded Ray is started by the
+    affectlab command itself, after its environment is set; a Ray started earlier, e.g. with
+    ``ray start`` or in a notebook, must have had the credentials in *its* environment), AWS
+    profiles (``~/.aws``) or an instance role. On a cluster (``RAY_ADDRESS``) nothing is
+    forwarded: the nodes' own environment, profiles or roles provide everything.
     """
     from affectlab.runtime import where_ray_runs
 
