@@ -27,7 +27,8 @@ training ends (``train``, ``cv``) and live through Ray's
 * **metrics**: every numeric column of the per-epoch history with ``step`` = epoch (and the
   time each epoch ended), then ``best_val_*``, ``test_*`` and ``baseline_*`` of the kept weights;
 * **artifacts**: ``config.yaml``, ``result.json`` and ``history.parquet``; for CV the tables,
-  ``folds.parquet`` and ``timing.json``; for a sweep ``best_config.yaml``; and the report
+  ``folds.parquet`` and ``timing.json``; for a sweep ``sweep.json``, ``summary.json`` and
+  ``best_config.yaml``; and the report
   (``affectlab report``) of an output whose run is found by its ``affectlab.out`` tag.
 
 Run layout: ``train`` is one run; ``cv`` is a parent run with one nested run per training
@@ -43,7 +44,8 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,6 +73,7 @@ __all__ = [
     "report_tracking",
     "resolve_tracking",
     "sweep_callback",
+    "track_sweep",
     "tracking_line",
 ]
 
@@ -462,21 +465,14 @@ def _cv_metrics(cv_out: str) -> dict[str, float]:
     return metrics
 
 
-def start_sweep_run(tracker: Tracker, base: ExperimentConfig, *, space: Mapping[str, Any] | None,
-                    tune: Mapping[str, Any] | None, resume: bool) -> str:
-    """The parent run of a sweep: the base config as params, the space and Tune settings as artifacts.
-
-    On ``resume`` the latest unfinished-or-finished parent run of the same output is reused.
-    """
+def start_sweep_run(tracker: Tracker, base: ExperimentConfig, *, resume: bool) -> str:
+    """The parent run of a sweep, its params the base config; on ``resume`` the newest sweep run of the output."""
     if resume:
         found = find_runs(tracker, verb="sweep")
         if found:
-            run_id = found[0]
-            tracker.client.update_run(run_id, status="RUNNING")
-            return run_id
-    run_id = tracker.start_run(f"{base.name}-sweep", verb="sweep", params=flatten(base.model_dump(mode="json")))
-    tracker.client.log_dict(run_id, {"space": dict(space or {}), "tune": dict(tune or {})}, "sweep.yaml")
-    return run_id
+            tracker.client.update_run(found[0], status="RUNNING")
+            return found[0]
+    return tracker.start_run(f"{base.name}-sweep", verb="sweep", params=flatten(base.model_dump(mode="json")))
 
 
 def sweep_callback(tracker: Tracker, parent_run_id: str) -> Any:
@@ -491,17 +487,32 @@ def sweep_callback(tracker: Tracker, parent_run_id: str) -> Any:
     return MLflowLoggerCallback(
         tracking_uri=tracker.tracking.uri, experiment_name=tracker.tracking.experiment,
         tags={PARENT_TAG: parent_run_id, TAG_VERB: "sweep-trial", TAG_OUT: tracker.tracking.out},
-        save_artifact=False,
+        save_artifact=False,  # a trial directory holds checkpoints: too big to copy per trial
     )
 
 
-def finish_sweep_run(tracker: Tracker, run_id: str, out: str, *, failed: bool = False) -> None:
-    """Attach ``best_config.yaml`` (when written) to the sweep's run and end it."""
+@contextmanager
+def track_sweep(tracking: Tracking | None, base: ExperimentConfig, *, out: str, resume: bool) -> Iterator[list[Any]]:
+    """Track one run of a sweep: yields the Tune callbacks to add (none when ``tracking`` is None).
+
+    Opens the store (a bad URI fails here, before Ray work), starts (or, on ``resume``, reopens)
+    the sweep's parent run, and when the block ends attaches ``sweep.json``, ``summary.json`` and
+    ``best_config.yaml`` and ends the run (``FAILED`` if the block raised).
+    """
+    if tracking is None:
+        yield []
+        return
+    tracker = open_tracker(tracking)
+    parent = start_sweep_run(tracker, base, resume=resume)
     try:
-        if not failed:
-            tracker.log_files(run_id, _output_files(out, ("best_config.yaml",)))
+        yield [sweep_callback(tracker, parent)]
+    except BaseException:
+        tracker.end_run(parent, status="FAILED")
+        raise
+    try:
+        tracker.log_files(parent, _output_files(out, ("sweep.json", "summary.json", "best_config.yaml")))
     finally:
-        tracker.end_run(run_id, status="FAILED" if failed else "FINISHED")
+        tracker.end_run(parent)
 
 
 def find_runs(tracker: Tracker, *, verb: str | None = None) -> list[str]:

@@ -136,3 +136,54 @@ def test_cv_logs_a_parent_run_with_one_nested_run_per_training(tmp_path_factory,
         assert _steps(client, child.info.run_id, "val_loss") == list(range(1, row["epochs"] + 1))
         assert child.data.metrics["test_uar"] == pytest.approx(row["uar"])
         assert {"config.yaml", "result.json", "history.parquet"} <= {f.path for f in client.list_artifacts(child.info.run_id)}
+
+
+def _sweep_file(tmp_path: Path, pre: str) -> str:
+    import yaml
+
+    data = yaml.safe_load(Path(AU_FILE).read_text())
+    data["base"]["data"].update({"features": pre, "max_steps": 40})
+    data["base"]["model"] = {"name": "stacked", "kwargs": {"hidden": 8}}
+    data["base"]["training"].update({"max_epochs": 3, "prev_rounds": 2, "patience": 2, "last_top_results": 2})
+    data["base"]["scaling"]["runner"] = "in_process"
+    data["space"] = {"training.lr": {"loguniform": [0.005, 0.05]}}
+    data["tune"] = {"metric": "val_uar", "mode": "max", "num_samples": 3, "seed": 0, "startup_trials": 2}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+@pytest.mark.slow
+def test_sweep_nests_every_trial_under_a_parent_run_via_rays_callback(
+        tmp_path_factory, ray_local, tmp_path: Path, no_tracking_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    pre = speech_au_preprocessed(tmp_path_factory)
+    store = tmp_path / "store"
+    store.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")  # MLflow's own convention
+    out = tmp_path / "sweep-out"
+    main(["sweep", _sweep_file(tmp_path, pre), "--out", str(out)])
+
+    assert not (out / "mlruns").exists()
+    client = _client(f"sqlite:///{store / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("au_003")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.status == "FINISHED" and parent.data.tags["affectlab.verb"] == "sweep"
+    assert parent.data.params["model.name"] == "stacked" and parent.data.params["training.max_epochs"] == "3"
+    artifacts = {f.path for f in client.list_artifacts(parent.info.run_id)}
+    assert {"best_config.yaml", "sweep.json", "summary.json", "report"} <= artifacts
+    assert "report/index.html" in {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(trials) >= summary["finished"] >= 1  # one MLflow run per Tune trial
+    lrs = set()
+    for trial in trials:
+        assert trial.info.status == "FINISHED" and trial.data.tags["affectlab.verb"] == "sweep-trial"
+        lrs.add(float(trial.data.params["training.lr"]))
+        steps = _steps(client, trial.info.run_id, "val_uar")
+        assert steps == list(range(1, len(steps) + 1)) and 1 <= len(steps) <= 3  # step = epoch (training_iteration)
+    assert len(lrs) == len(trials)  # each run holds its own trial's sampled learning rate
+    best = summary["best_params"]["training.lr"]
+    assert any(trial.data.params["training.lr"] == str(best) or
+               float(trial.data.params["training.lr"]) == pytest.approx(best) for trial in trials)

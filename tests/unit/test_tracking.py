@@ -177,3 +177,31 @@ def test_a_store_mlflow_refuses_is_a_config_error_naming_the_source(tmp_path: Pa
     tracking = Tracking(str(tmp_path / "mlruns"), "x", "tracking.mlflow_uri", str(tmp_path))
     with pytest.raises(ConfigError, match=r"tracking\.mlflow_uri .*mlruns.*MLflow cannot use"):
         open_tracker(tracking)
+
+
+def test_a_sweep_run_fails_with_its_block_and_a_resume_reopens_it(store: Path, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from affectlab.tracking import track_sweep
+
+    store.mkdir(exist_ok=True)
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "sweep.json").write_text("{}")
+    tracking = _tracking(store, "unit-sweep", out)
+    with track_sweep(None, _config(), out=str(out), resume=False) as callbacks:
+        assert callbacks == []  # tracking off: no callback for Tune
+    with pytest.raises(RuntimeError, match="driver died"):
+        with track_sweep(tracking, _config(), out=str(out), resume=False) as callbacks:
+            assert [type(c).__name__ for c in callbacks] == ["MLflowLoggerCallback"]
+            raise RuntimeError("driver died")
+    client = MlflowClient(tracking_uri=tracking.uri)
+    (first,) = client.search_runs([client.get_experiment_by_name("unit-sweep").experiment_id])
+    assert first.info.status == "FAILED" and first.data.tags["affectlab.verb"] == "sweep"
+
+    with track_sweep(tracking, _config(), out=str(out), resume=True):
+        assert client.get_run(first.info.run_id).info.status == "RUNNING"  # the same parent run, reopened
+    resumed = client.get_run(first.info.run_id)
+    assert resumed.info.status == "FINISHED"
+    assert {f.path for f in client.list_artifacts(first.info.run_id)} == {"sweep.json"}
+    assert len(client.search_runs([first.info.experiment_id])) == 1

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from affectlab import storage
 from affectlab.runtime import quiet_tune_output
+from affectlab.tracking import Tracking, track_sweep
 from affectlab.tuning import state as st
 from affectlab.tuning.space import Sweep
 from affectlab.tuning.trainable import (
@@ -114,6 +115,7 @@ def run_sweep(
     train_fn: TrainFn | None = None,
     echo: Callable[[str], None] | None = print,
     verbose: bool = False,
+    tracking: Tracking | None = None,
 ) -> SweepSummary:
     """Run (or resume) a sweep on the Ray this process is connected to.
 
@@ -125,13 +127,16 @@ def run_sweep(
         train_fn: Training function (default: the one behind ``affectlab train``).
         echo: Progress output (None for silence).
         verbose: Print every epoch's metrics.
+        tracking: Log the sweep to MLflow: a parent run with every trial nested under it, logged
+            live by Ray's ``MLflowLoggerCallback`` (:func:`affectlab.tracking.track_sweep`); None: off.
 
     Returns:
         A :class:`SweepSummary`; also written to ``<out>/summary.json``.
 
     Raises:
         StorageError: ``out`` already holds a sweep (without ``resume``) or none (with it).
-        ConfigError: On resume, the sweep file differs from the recorded one.
+        ConfigError: On resume, the sweep file differs from the recorded one; a tracking store
+            that cannot be used.
     """
     from affectlab.tuning.callbacks import SweepLedger
 
@@ -140,32 +145,34 @@ def run_sweep(
     recorded = _read_spec(paths) if resume else None
     total = samples or (recorded or {}).get("num_samples") or sweep.tune.num_samples
     st.write_spec(paths, _spec(sweep, total), resume=resume)
-    if resume:
-        paths.pull()
-    else:
-        paths.reset_local()
-    study, journal = st.open_study(paths, direction="maximize" if sweep.tune.mode == "max" else "minimize",
-                                   pruner=pruner(sweep))
-    history = st.prepare_history(study)
-    remaining = total - history.finished
-    _say(echo, _opening(sweep, paths.out, total, history, remaining))
-    if remaining <= 0:
-        return _finish(sweep, paths, study, total, ran=0, epochs=0, echo=echo)
+    with track_sweep(tracking, sweep.base, out=paths.out, resume=resume) as tracking_callbacks:
+        if resume:
+            paths.pull()
+        else:
+            paths.reset_local()
+        study, journal = st.open_study(paths, direction="maximize" if sweep.tune.mode == "max" else "minimize",
+                                       pruner=pruner(sweep))
+        history = st.prepare_history(study)
+        remaining = total - history.finished
+        _say(echo, _opening(sweep, paths.out, total, history, remaining))
+        if remaining <= 0:
+            return _finish(sweep, paths, study, total, ran=0, epochs=0, echo=echo)
 
-    driver = _driver(sweep, journal, study.study_name, history.total_trials)
-    ledger = SweepLedger(
-        paths.ledger, part=st.next_part(paths), metric=objective_key(sweep), mode=sweep.tune.mode, total=total,
-        driver=driver, first_number=_trials_started(paths) + 1, best=history.best_value, echo=echo,
-        on_finish=paths.push, verbose=verbose,
-    )
-    tuner = _tuner(sweep, paths, train_fn=train_fn, driver=driver, ledger=ledger, remaining=remaining)
-    with quiet_tune_output():
-        tuner.fit()
-    return _finish(sweep, paths, driver.study, total, ran=len(ledger.numbers), epochs=ledger.epochs, echo=echo)
+        driver = _driver(sweep, journal, study.study_name, history.total_trials)
+        ledger = SweepLedger(
+            paths.ledger, part=st.next_part(paths), metric=objective_key(sweep), mode=sweep.tune.mode, total=total,
+            driver=driver, first_number=_trials_started(paths) + 1, best=history.best_value, echo=echo,
+            on_finish=paths.push, verbose=verbose,
+        )
+        tuner = _tuner(sweep, paths, train_fn=train_fn, driver=driver, ledger=ledger, remaining=remaining,
+                       callbacks=tracking_callbacks)
+        with quiet_tune_output():
+            tuner.fit()
+        return _finish(sweep, paths, driver.study, total, ran=len(ledger.numbers), epochs=ledger.epochs, echo=echo)
 
 
 def _tuner(sweep: Sweep, paths: st.SweepPaths, *, train_fn: TrainFn | None, driver: Any, ledger: Any,
-           remaining: int) -> Any:
+           remaining: int, callbacks: Sequence[Any] = ()) -> Any:
     """The Tuner of one run of the sweep (Tune experiment ``<out>/tune/<part>``)."""
     from ray import tune
 
@@ -188,7 +195,7 @@ def _tuner(sweep: Sweep, paths: st.SweepPaths, *, train_fn: TrainFn | None, driv
         run_config=tune.RunConfig(
             name=ledger.part,
             storage_path=paths.tune_dir,
-            callbacks=[ledger],
+            callbacks=[ledger, *callbacks],
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=0),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
