@@ -11,12 +11,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 import pytest
 
 from affectlab.cli import main
 from speech_au_data import SUBJECTS, speech_au_preprocessed
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 AU_FILE = os.path.join(ROOT, "search_spaces", "au_003.yaml")
@@ -36,17 +41,17 @@ def no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key, raising=False)
 
 
-def _client(uri: str):
+def _client(uri: str) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
 
 
-def _steps(client, run_id: str, key: str) -> list[int]:
+def _steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
     return sorted(m.step for m in client.get_metric_history(run_id, key))
 
 
-def _no_secret(run) -> None:
+def _no_secret(run: Run) -> None:
     text = json.dumps({"params": run.data.params, "tags": run.data.tags})
     assert SENTINEL not in text
     assert not any(k.upper().startswith("AWS") for k in run.data.params)

@@ -6,8 +6,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from affectlab.cli.common import mlflow_option
-
 if TYPE_CHECKING:
     from affectlab.tracking import Tracking
 
@@ -15,7 +13,9 @@ if TYPE_CHECKING:
 @click.command("report")
 @click.argument("uri")
 @click.option("--out", default=None, help="Where to write the report (default: URI/report).")
-@mlflow_option
+@click.option("--mlflow/--no-mlflow", "mlflow", default=None,
+              help="Log the report to the newest MLflow run of URI. On by itself when MLFLOW_TRACKING_URI is set "
+                   "(that store); --mlflow alone uses the embedded store URI/mlruns/mlflow.db; --no-mlflow: off.")
 def command(uri: str, out: str | None, mlflow: bool | None) -> None:
     """Write a report of the run, CV or sweep output in URI (or of a directory holding several,
     like the demo's): best configuration and every trial, the CV tables, learning curves,
