@@ -18,6 +18,12 @@ frames::
 
 Frames without a label get :data:`IGNORE_ID` (-1), which is not in any vocabulary.
 
+:func:`quantize_au` / :func:`quantize_f0` encode (values to ids); :func:`vocab_values` reads
+either mapping back as one value per id (NaN for the special tokens; JSON's string keys
+accepted) and :func:`decode_ids` / :func:`special_id` decode ids and find ``SOS`` / ``EOS``.
+This is the one vocabulary implementation: preprocessing writes these dicts to ``vocab.json``,
+training and the models read them through the same functions.
+
 Alignment
 ---------
 One convention for a frame's time: **the centre of its analysis window**.
@@ -76,7 +82,7 @@ Class arrays use 1 (class present), 0 (absent) and -1 (frame invalid: unannotate
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,11 +102,14 @@ __all__ = [
     "au_vocab",
     "class_counts",
     "clip_f0",
+    "decode_ids",
     "f0_vocab",
     "frame_label_index",
     "label_frame_spans",
     "quantize_au",
     "quantize_f0",
+    "special_id",
+    "vocab_values",
 ]
 
 IGNORE_ID = -1
@@ -186,6 +195,82 @@ def quantize_f0(f0_hz: np.ndarray, step: float) -> np.ndarray:
     k = np.clip(np.rint((np.where(nan | (x <= 0), F0_MIN_HZ, x) - F0_MIN_HZ) / step), 0, n).astype(np.int64)
     ids = np.where(x > 0, k + 3, 2)
     return np.where(nan, IGNORE_ID, ids).astype(np.int16)
+
+
+def _vocab_entries(id_to_token: Mapping[Any, Any], source: str) -> list[float | str]:
+    """The tokens of ids ``0 .. V-1`` in order: numbers as floats, special tokens as strings."""
+    try:
+        parsed = {int(key): value for key, value in id_to_token.items()}
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: ids must be integers, got keys {list(id_to_token)[:5]}") from exc
+    if not parsed or sorted(parsed) != list(range(len(parsed))):
+        raise ConfigError(f"{source}: ids must be 0..{len(parsed) - 1} without gaps, got {sorted(parsed)[:10]}")
+    tokens: list[float | str] = []
+    for key in range(len(parsed)):
+        value = parsed[key]
+        if isinstance(value, str):
+            tokens.append(value)
+        elif isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool) \
+                and math.isfinite(value):
+            tokens.append(float(value))
+        else:
+            raise ConfigError(f"{source}: id {key} maps to {value!r}; expected a number or a special token name")
+    if all(isinstance(t, str) for t in tokens):
+        raise ConfigError(f"{source}: no numeric values, only special tokens {tokens}")
+    return tokens
+
+
+def vocab_values(id_to_token: Mapping[Any, Any], *, source: str = "vocabulary") -> np.ndarray:
+    """The value of every id of an ``ID_to_AU`` / ``ID_to_F0`` mapping; NaN for special tokens.
+
+    Args:
+        id_to_token: ``{id: value or special token}`` as :func:`au_vocab` / :func:`f0_vocab`
+            build it, or as read back from ``vocab.json`` (string keys are accepted).
+        source: Names the vocabulary in error messages.
+
+    Returns:
+        float64 array of length V: entry ``i`` is id ``i``'s value.
+
+    Raises:
+        ConfigError: Ids that are not exactly ``0 .. V-1``, a token that is neither a finite
+            number nor a string, or no numeric token at all.
+    """
+    return np.array([np.nan if isinstance(t, str) else t for t in _vocab_entries(id_to_token, source)],
+                    dtype=np.float64)
+
+
+def special_id(id_to_token: Mapping[Any, Any], token: str, *, source: str = "vocabulary") -> int:
+    """The id of special token ``token`` (e.g. ``"SOS"``, ``"EOS"``, ``"UNVOICED"``).
+
+    Raises:
+        ConfigError: The vocabulary is malformed (see :func:`vocab_values`) or has no such token
+            (the message lists the ones it has).
+    """
+    tokens = _vocab_entries(id_to_token, source)
+    if token in tokens:
+        return tokens.index(token)
+    raise ConfigError(f"{source}: no special token {token!r}; it has {[t for t in tokens if isinstance(t, str)]}")
+
+
+def decode_ids(ids: np.ndarray | Sequence[int], values: np.ndarray) -> np.ndarray:
+    """Token ids (any shape) to values, with ``values`` from :func:`vocab_values`.
+
+    Special tokens and :data:`IGNORE_ID` (no label) decode to NaN.
+
+    Returns:
+        float64 array of the shape of ``ids``.
+
+    Raises:
+        DatasetError: An id outside ``0 .. V-1`` (other than :data:`IGNORE_ID`).
+    """
+    table = np.asarray(values, dtype=np.float64)
+    arr = np.asarray(ids, dtype=np.int64)
+    known = arr != IGNORE_ID
+    bad = known & ((arr < 0) | (arr >= len(table)))
+    if bad.any():
+        raise DatasetError(f"token ids must be in 0..{len(table) - 1} (or {IGNORE_ID} for no label), "
+                           f"got {sorted(set(arr[bad].tolist()))[:10]}")
+    return np.where(known, table[np.where(known, arr, 0)], np.nan)
 
 
 # tolerance, in label frames, for a frame time that falls on a label frame boundary: computed as

@@ -23,9 +23,8 @@ from torch import nn
 from affectlab.errors import ConfigError, unknown_name_error
 from affectlab.models import builders
 from affectlab.models.game import quadratic_game
-from affectlab.models.vocab import AUVocab, F0Vocab, TokenVocab
 
-__all__ = ["MODELS", "AUVocab", "F0Vocab", "TokenVocab", "build_model", "model_options"]
+__all__ = ["MODELS", "build_model", "model_options"]
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "stacked": builders.stacked,

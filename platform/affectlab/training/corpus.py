@@ -167,17 +167,16 @@ def _requantized_ids(labels: Any, io: Any, step: float) -> dict[str, list[np.nda
 
 
 def _vocab(root: str, feature_set: str, label_set: str, io: Any, au_step: float | None = None) -> dict[str, Any]:
-    from affectlab.data.labels import au_vocab
+    from affectlab.data.labels import au_vocab, special_id, vocab_values
 
     au = au_vocab(au_step) if au_step is not None else io.load_vocab(root, label_set, kind="labels")
     f0 = io.load_vocab(root, feature_set, kind="features")
-    id_to_au = au["ID_to_AU"]
-    values = [float("nan") if isinstance(id_to_au[i], str) else float(id_to_au[i]) for i in range(len(id_to_au))]
-    specials = {v: k for k, v in id_to_au.items() if isinstance(v, str)}
-    id_to_f0 = f0["ID_to_F0"]
-    f0_values = [float("nan") if isinstance(id_to_f0[i], str) else float(id_to_f0[i]) for i in range(len(id_to_f0))]
-    return {"id_values": values, "sos_id": specials["SOS"], "eos_id": specials["EOS"],
-            "f0_vocab_size": len(id_to_f0), "f0_values": f0_values}
+    au_source, f0_source = f"{label_set} vocabulary of {root}", f"{feature_set} vocabulary of {root}"
+    values = vocab_values(au["ID_to_AU"], source=au_source).tolist()
+    f0_values = vocab_values(f0["ID_to_F0"], source=f0_source).tolist()
+    return {"id_values": values, "sos_id": special_id(au["ID_to_AU"], "SOS", source=au_source),
+            "eos_id": special_id(au["ID_to_AU"], "EOS", source=au_source),
+            "f0_vocab_size": len(f0_values), "f0_values": f0_values}
 
 
 def _frame_offsets(labels: Any) -> list[float]:

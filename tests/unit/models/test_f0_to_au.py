@@ -7,13 +7,15 @@ import itertools
 import pytest
 import torch
 
+from affectlab.data.labels import au_vocab, decode_ids, special_id, vocab_values
 from affectlab.models import build_model
 from affectlab.models.decoding import beam_search, greedy_decode
 from affectlab.models.f0_to_au import teacher_forcing_io
-from affectlab.models.vocab import AUVocab
 from affectlab.training.losses import masked_cross_entropy
 
-VOCAB = AUVocab.from_step(1.0)  # SOS, EOS, 0..5 -> V = 8
+ID_TO_AU = au_vocab(1.0)["ID_to_AU"]  # SOS, EOS, 0..5 -> V = 8
+VALUES = vocab_values(ID_TO_AU)
+V, SOS_ID, EOS_ID = len(VALUES), special_id(ID_TO_AU, "SOS"), special_id(ID_TO_AU, "EOS")
 LENGTHS = [9, 7, 4, 2]
 
 
@@ -22,7 +24,7 @@ def _toy(input_mode: str = "tokens") -> tuple[torch.Tensor, torch.Tensor, torch.
     gen = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, 10, (4, 9), generator=gen)
     mask = torch.arange(9)[None, :] < torch.tensor(LENGTHS)[:, None]
-    au = (2 + tokens % 6).masked_fill(~mask, VOCAB.eos_id)
+    au = (2 + tokens % 6).masked_fill(~mask, EOS_ID)
     src = tokens if input_mode == "tokens" else 60.0 + 50.0 * tokens.float()
     return src.masked_fill(~mask, 0), mask, au
 
@@ -30,7 +32,7 @@ def _toy(input_mode: str = "tokens") -> tuple[torch.Tensor, torch.Tensor, torch.
 def _model(context: str = "attention", input_mode: str = "tokens", **kwargs):  # noqa: ANN202
     extra = {"f0_vocab_size": 10} if input_mode == "tokens" else {}
     return build_model(
-        "f0_to_au", au_vocab_size=VOCAB.size, input_mode=input_mode, context=context, hidden=16,
+        "f0_to_au", au_vocab_size=V, input_mode=input_mode, context=context, hidden=16,
         embed_dim=8, au_embed_dim=8, attention_units=8, **extra, **kwargs,
     )
 
@@ -56,7 +58,7 @@ def test_teacher_forced_training_reduces_loss(input_mode: str, context: str, cel
     for _ in range(30):
         opt.zero_grad()
         logits = model(src, mask, dec_in)
-        assert logits.shape == (4, 10, VOCAB.size)
+        assert logits.shape == (4, 10, V)
         loss = masked_cross_entropy(logits, target, target_mask)
         loss.backward()
         opt.step()
@@ -72,12 +74,12 @@ def test_decoding_without_targets(context: str) -> None:
     for beam_width in (1, 3):
         out = model.generate(src, mask, beam_width=beam_width)
         assert out.ids.shape == mask.shape and torch.equal(out.mask, mask)
-        assert (out.ids[mask] >= 2).all() and (out.ids[~mask] == VOCAB.eos_id).all()
-        intensities = VOCAB.decode(out.ids.numpy())
+        assert (out.ids[mask] >= 2).all() and (out.ids[~mask] == EOS_ID).all()
+        intensities = decode_ids(out.ids.numpy(), VALUES)
         assert ((intensities[mask.numpy()] >= 0) & (intensities[mask.numpy()] <= 5)).all()
         free = model.generate(src, mask, beam_width=beam_width, stop_at_eos=True, max_len=12)
-        assert free.ids.shape == (4, 12) and (free.ids != VOCAB.sos_id).all()
-        assert (free.ids[~free.mask] == VOCAB.eos_id).all() and (free.ids[free.mask] != VOCAB.eos_id).all()
+        assert free.ids.shape == (4, 12) and (free.ids != SOS_ID).all()
+        assert (free.ids[~free.mask] == EOS_ID).all() and (free.ids[free.mask] != EOS_ID).all()
 
 
 @pytest.mark.parametrize("stop_at_eos", [False, True])
@@ -98,8 +100,8 @@ def test_beam_width_one_equals_greedy(context: str, stop_at_eos: bool) -> None:
 def test_wide_beam_finds_the_most_probable_sequence() -> None:
     """With width >= V^(L-1) the beam is exhaustive: compare with scoring every sequence."""
     torch.manual_seed(0)
-    vocab = AUVocab.from_step(2.5)  # SOS, EOS, 0, 2.5, 5
-    model = build_model("f0_to_au", au_vocab_size=vocab.size, f0_vocab_size=5, hidden=8, embed_dim=4,
+    coarse = vocab_values(au_vocab(2.5)["ID_to_AU"])  # SOS, EOS, 0, 2.5, 5
+    model = build_model("f0_to_au", au_vocab_size=len(coarse), f0_vocab_size=5, hidden=8, embed_dim=4,
                         au_embed_dim=4, attention_units=4).eval()
     src = torch.tensor([[1, 3, 2]])
     mask = torch.ones(1, 3, dtype=torch.bool)
@@ -120,7 +122,7 @@ def test_scheduled_sampling_feeds_own_predictions() -> None:
     model = _model().eval()
     dec_in, _, _ = teacher_forcing_io(au, mask)
     scrambled = dec_in.clone()
-    scrambled[:, 1:] = torch.randint(2, VOCAB.size, scrambled[:, 1:].shape)
+    scrambled[:, 1:] = torch.randint(2, V, scrambled[:, 1:].shape)
     own = model(src, mask, dec_in, sampling_prob=1.0)
     torch.testing.assert_close(model(src, mask, scrambled, sampling_prob=1.0), own)
     assert not torch.allclose(model(src, mask, scrambled), model(src, mask, dec_in))
