@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from affectlab.errors import StorageError
 
 __all__ = [
+    "absolute",
     "describe",
     "exists",
     "filesystem",
@@ -71,6 +72,24 @@ def join(uri: str, *parts: str) -> str:
     return os.path.join(uri, *parts)
 
 
+def _local_path(uri: str) -> str:
+    """The absolute local path of a local path or ``file://`` URI (``~`` expanded)."""
+    path = uri[len("file://") :] if uri.startswith("file://") else uri
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def absolute(uri: str) -> str:
+    """``uri`` unchanged when it names object storage; else its absolute local path.
+
+    For anything handed to other processes (Ray workers, Tune trials) that may run in another
+    directory: a relative local path would resolve against *their* working directory.
+
+    Raises:
+        StorageError: An unsupported URI scheme (the message names the URI).
+    """
+    return uri if is_remote(uri) else _local_path(uri)
+
+
 def _s3_filesystem() -> pafs.S3FileSystem:
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
     kwargs: dict[str, Any] = {
@@ -88,8 +107,7 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """Return ``(pyarrow filesystem, path inside it)`` for a local path or ``s3://`` URI."""
     if is_remote(uri):
         return _s3_filesystem(), uri.split("://", 1)[1].rstrip("/")
-    path = uri[len("file://") :] if uri.startswith("file://") else uri
-    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
+    return pafs.LocalFileSystem(), _local_path(uri)
 
 
 def exists(uri: str) -> bool:
@@ -129,11 +147,6 @@ def read_bytes(uri: str) -> bytes:
 def read_text(uri: str, encoding: str = "utf-8") -> str:
     """Read a whole text file (see :func:`read_bytes`)."""
     return read_bytes(uri).decode(encoding)
-
-
-def _hidden_sibling(path: str) -> str:
-    parent, name = posixpath.split(path) if "/" in path else ("", path)
-    return posixpath.join(parent, f"_tmp-{uuid.uuid4().hex[:12]}-{name}")
 
 
 def write_bytes(uri: str, data: bytes) -> None:

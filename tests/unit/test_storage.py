@@ -40,6 +40,16 @@ def test_move_tree_publishes_files(tmp_path) -> None:
     assert not storage.exists(str(tmp_path / "stage"))
 
 
+def test_absolute_resolves_local_paths_and_keeps_remote_uris(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert storage.absolute("runs/a") == str(tmp_path / "runs" / "a")
+    assert storage.absolute(f"file://{tmp_path}/x/../y") == str(tmp_path / "y")
+    assert storage.absolute("~/out") == os.path.join(os.path.expanduser("~"), "out")
+    assert storage.absolute("s3://bucket/prefix/") == "s3://bucket/prefix/"
+    with pytest.raises(StorageError, match="'gs' in 'gs://bucket/x'"):
+        storage.absolute("gs://bucket/x")
+
+
 def test_unsupported_scheme_is_named() -> None:
     with pytest.raises(StorageError, match="unsupported URI scheme 'gs'"):
         storage.filesystem("gs://bucket/x")

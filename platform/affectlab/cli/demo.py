@@ -15,7 +15,7 @@ import click
 def command(out: str, subjects: int, items: int, samples: int, num_cpus: int | None) -> None:
     """Run the platform end to end on a small synthetic corpus, on an embedded local Ray:
     synthesise speech with planted AUs, preprocess it with Ray Data, leave-one-speaker-out
-    cross-validation with Ray Train, a small Optuna + ASHA sweep with Ray Tune, and a report.
+    cross-validation as Ray Tune trials, a small Optuna + ASHA sweep with Ray Tune, and a report.
     """
     from affectlab.demo import DemoSettings, run_demo
 

@@ -11,7 +11,7 @@ import click
 from affectlab import __version__, storage
 from affectlab.runtime import where_ray_runs
 
-PACKAGES = ("ray", "torch", "pyarrow", "opensmile", "face-alignment", "optuna", "pandas", "s3fs", "av", "dlib-bin")
+PACKAGES = ("ray", "torch", "pyarrow", "opensmile", "face-alignment", "opencv-python", "optuna", "pandas", "av", "dlib-bin")
 
 
 @click.command("info")

@@ -185,7 +185,8 @@ def plan_blocks(n_rows: int, num_workers: int, batch_size: int | None = None) ->
 
 
 class _StageWorker:
-    """Ray Data callable class: one extractor per actor; one staged Parquet file per block."""
+    """Ray Data callable class: one extractor per actor (or cached per task worker process); one
+    staged Parquet file per commit of :data:`COMMIT_ROWS` rows (or :data:`COMMIT_SECONDS`)."""
 
     def __init__(self, extractor_cls: type, extractor_kwargs: dict[str, Any], staging: str, stage: str,
                  commit_rows: int = COMMIT_ROWS) -> None:
@@ -273,7 +274,6 @@ def run_stage(
     extractor_kwargs: dict[str, Any] | None = None,
     *,
     out: str,
-    strict: bool = False,
     batch_size: int | None = None,
     num_workers: int | None = None,
     progress: bool = True,
@@ -287,15 +287,19 @@ def run_stage(
         extractor_cls: Extractor class (see module docstring); constructed once per worker.
         extractor_kwargs: Keyword arguments for the class (they determine its params/version).
         out: Output root, local path or ``s3://`` URI.
-        strict: Accepted for symmetry with the CLI; failures never raise here (the caller
-            decides on the exit code from ``n_failed``).
-        batch_size: Rows per block (= per staged file); default ~10 blocks per worker, <= 16.
-        num_workers: Actors (default: the cluster's CPUs / ``extractor_cls.num_cpus``).
+        batch_size: Rows per Ray Data block; default about :data:`BLOCKS_PER_WORKER` blocks per
+            worker, at most :data:`MAX_ROWS_PER_BLOCK` rows (:func:`plan_blocks`). A block is
+            committed in files of ``commit_rows`` rows, not one file per block.
+        num_workers: Worker tasks or actors (default: the cluster's CPUs /
+            ``extractor_cls.num_cpus``, at most one per block).
         progress: Show Ray Data's progress bars.
         strategy: ``"tasks"`` (extractor cached per worker process) or ``"actors"`` (an actor
             pool per run); see the module docstring.
         commit_rows: Rows per staged (then published) file inside a block; a killed run loses
             at most this many rows per worker (or :data:`COMMIT_SECONDS` of work).
+
+    A failed row never raises here: it is counted in ``n_failed`` and written to ``errors/``;
+    the caller decides on the exit code (``affectlab preprocess --strict``).
 
     Returns:
         A :class:`StageResult`; ``errors`` holds the failed rows of this run.
@@ -303,7 +307,6 @@ def run_stage(
     Raises:
         ConfigError: Bad ``batch_size`` / ``num_workers`` / ``strategy`` / ``commit_rows``.
     """
-    del strict  # failures are reported in the result and errors/, never raised per row
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
     if commit_rows < 1:

@@ -25,7 +25,6 @@ import pyarrow as pa
 
 from affectlab import storage
 from affectlab.errors import ConfigError
-from affectlab.features import io
 from affectlab.features.crops import FaceCropExtractor, MouthRoiExtractor
 from affectlab.features.faces import backend_class
 from affectlab.features.landmarks import (
@@ -40,7 +39,6 @@ __all__ = [
     "VIDEO_CHOICES",
     "GpuLandmarkExtractor",
     "VideoPlan",
-    "mean_face_of",
     "parse_video_sets",
     "prepare_video",
     "run_video_stages",
@@ -179,9 +177,3 @@ def run_video_stages(
         say(stage.summary_line())
         results.append(stage)
     return results
-
-
-def mean_face_of(out: str) -> np.ndarray:
-    """The mean face used for the latest landmarks version under ``out``."""
-    version = io.latest_version(out, "features", LandmarkExtractor.name)
-    return load_mean_face(storage.join(io.sidecar_dir(out, "stats", LandmarkExtractor.name, version), "mean_face.npy"))

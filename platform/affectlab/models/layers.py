@@ -28,7 +28,6 @@ __all__ = [
     "MaskedBatchNorm",
     "SeqRNN",
     "lengths_from_mask",
-    "masked_mean",
     "weight_penalty",
 ]
 
@@ -51,12 +50,6 @@ def lengths_from_mask(mask: torch.Tensor) -> torch.Tensor:
     if not torch.equal(mask, steps[None, :] < lengths[:, None]):
         raise DatasetError("mask must be left-aligned: valid steps first, padding after")
     return lengths
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``x`` (B, T, D) over the valid steps of each sequence -> (B, D)."""
-    weights = mask.to(x.dtype).unsqueeze(-1)  # (B, T, 1)
-    return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
 class SeqRNN(nn.Module):

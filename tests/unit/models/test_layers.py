@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from affectlab.errors import DatasetError
-from affectlab.models.layers import MaskedBatchNorm, SeqRNN, lengths_from_mask, masked_mean, weight_penalty
+from affectlab.models.layers import MaskedBatchNorm, SeqRNN, lengths_from_mask, weight_penalty
 
 
 def test_lengths_from_mask_and_left_alignment() -> None:
@@ -17,12 +17,6 @@ def test_lengths_from_mask_and_left_alignment() -> None:
         lengths_from_mask(torch.tensor([[True, False, True]]))
     with pytest.raises(DatasetError, match="bool"):
         lengths_from_mask(torch.ones(2, 3))
-
-
-def test_masked_mean_ignores_padding(make_batch) -> None:
-    x, mask = make_batch()
-    expected = torch.stack([x[b, mask[b]].mean(0) for b in range(x.shape[0])])
-    torch.testing.assert_close(masked_mean(x + 100 * (~mask).unsqueeze(-1), mask), expected)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
