@@ -3,7 +3,8 @@
 Trains every configuration of a small grid for the full epoch budget, then runs the sweep
 (``affectlab.tuning.run_sweep``: TPE proposing from the same values, ASHA stopping poor trials)
 with a few searcher seeds, and prints side by side: the best validation UAR each found, the gap
-to the grid's best, and the training epochs each spent. Both use the same training code, data,
+to the grid's best, and the training epochs each spent. Both sides score a configuration the way
+the sweep does: by the validation UAR of the epoch whose weights its training keeps. Both use the same training code, data,
 seeds and per-trial resources; every training is deterministic on CPU for a given config.
 
     .venv/bin/python benchmarks/sweep_efficiency.py                  # synthesises + preprocesses
@@ -75,10 +76,27 @@ def run_grid(sweep: object, out: str) -> tuple[float, dict, int, float]:
     started = time.perf_counter()
     results = tuner.fit()
     seconds = time.perf_counter() - started
-    # a configuration is worth its best epoch (the training keeps the best epoch's weights)
-    scored = [(r.metrics_dataframe["val_uar"].max(), r.config, len(r.metrics_dataframe)) for r in results if r.error is None]
+    scored = [(kept_metric(r.metrics_dataframe, "val_uar"), r.config, len(r.metrics_dataframe))
+              for r in results if r.error is None]
     best = max(scored, key=lambda s: s[0])
     return best[0], best[1], sum(s[2] for s in scored), seconds
+
+
+def kept_metric(history: object, metric: str) -> float:
+    """A configuration's worth by the sweep's own rule: ``metric`` of the epoch whose weights its
+    training keeps after the last epoch (``best_epoch``), not its best epoch overall
+    (:func:`affectlab.tuning.searcher.kept_value`).
+
+    Args:
+        history: The trial's per-epoch results (a DataFrame with ``epoch``, ``best_epoch`` and
+            ``metric`` columns, as Tune's ``Result.metrics_dataframe``).
+        metric: The sweep metric.
+    """
+    from affectlab.tuning.searcher import kept_value
+
+    rows = history.to_dict("records")  # type: ignore[attr-defined]
+    curve = {int(row.get("epoch", row.get("training_iteration"))): float(row[metric]) for row in rows}
+    return kept_value(curve, rows[-1], metric).value
 
 
 def main() -> None:

@@ -1,7 +1,13 @@
 """The sweep part of a report: best configuration, every trial, curves and hyperparameter plots.
 
 Reads a sweep output (see :mod:`affectlab.tuning.state`): ``sweep.json`` for the space and
-settings, ``ledger.jsonl`` for every trial's events and per-epoch results, ``summary.json``.
+settings, ``ledger.jsonl`` for every trial's events and per-epoch results.
+
+A trial is scored as the sweep scores it (:mod:`affectlab.tuning.searcher`): by its
+**objective**, the sweep metric of the epoch whose weights its training keeps (the ledger's
+``objective`` and ``kept_epoch``), not by its best epoch overall. The best configuration is the
+best trial that ran its whole epoch budget (finished, not stopped early; ties: the earliest),
+the rule behind the sweep's ``summary.json`` and ``best_config.yaml``.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from affectlab import storage
 from affectlab.reporting import plots
 from affectlab.reporting.document import Document, Image, Table
 
-__all__ = ["TrialRow", "is_sweep", "load_trials", "sweep_section"]
+__all__ = ["TrialRow", "best_trial", "is_sweep", "load_trials", "sweep_section"]
 
 WritePng = Callable[[str, bytes], None]
 
@@ -35,25 +41,32 @@ class TrialRow:
     params: dict[str, Any]
     status: str = "interrupted"  # finished | stopped early | failed | interrupted
     curve: dict[int, dict[str, float]] = field(default_factory=dict)
+    objective: float | None = None  # the metric of the epoch whose weights the training keeps
+    kept_epoch: int | None = None  # that epoch
 
     def last(self, metric: str) -> float | None:
+        """``metric`` of the last epoch reported."""
         if not self.curve:
             return None
         return self.curve[max(self.curve)].get(metric)
 
-    def best(self, metric: str, mode: str) -> float | None:
-        values = [m[metric] for m in self.curve.values() if isinstance(m.get(metric), (int, float))]
-        values = [v for v in values if not math.isnan(v)]
-        if not values:
-            return None
-        return max(values) if mode == "max" else min(values)
+    @property
+    def scored(self) -> bool:
+        """True when the trial has a (finite) objective."""
+        return self.objective is not None and not math.isnan(self.objective)
 
 
 _STATUS = {"complete": "finished", "stopped": "stopped early", "error": "failed"}
 
 
-def load_trials(uri: str) -> list[TrialRow]:
-    """Every trial of the sweep in ``uri``, in start order, from its ledger."""
+def load_trials(uri: str, metric: str | None = None) -> list[TrialRow]:
+    """Every trial of the sweep in ``uri``, in start order, from its ledger.
+
+    Args:
+        uri: The sweep output.
+        metric: The sweep metric (default: ``tune.metric`` of its ``sweep.json``); used only for
+            ledgers written before the ledger recorded each trial's objective.
+    """
     ledger_uri = storage.join(uri, "ledger.jsonl")
     if not storage.exists(ledger_uri):
         return []
@@ -69,9 +82,35 @@ def load_trials(uri: str) -> list[TrialRow]:
                                    params=dict(event.get("params") or {}))
         elif tid in trials and event.get("event") == "result":
             trials[tid].curve[int(event["iteration"])] = dict(event.get("metrics") or {})
+            _take_objective(trials[tid], event)
         elif tid in trials and event.get("event") in _STATUS:
             trials[tid].status = _STATUS[event["event"]]
+            _take_objective(trials[tid], event)
+    unscored = [t for t in trials.values() if t.objective is None and t.curve]
+    if unscored:
+        metric = metric or _spec(uri).get("tune", {}).get("metric", "val_uar")
+        for trial in unscored:
+            _objective_from_curve(trial, metric)
     return sorted(trials.values(), key=lambda t: t.number)
+
+
+def _take_objective(trial: TrialRow, event: dict[str, Any]) -> None:
+    """The latest objective the ledger recorded for ``trial`` (result and end events carry it)."""
+    value, kept = event.get("objective"), event.get("kept_epoch")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        trial.objective = float(value)
+        trial.kept_epoch = int(kept) if isinstance(kept, (int, float)) and not isinstance(kept, bool) else None
+
+
+def _objective_from_curve(trial: TrialRow, metric: str) -> None:
+    """A ledger without ``objective`` fields: the same rule from the curve, through the last
+    epoch's ``best_epoch`` (the epoch whose weights the training keeps after it); left unscored
+    when the curve does not say which epoch that is."""
+    kept = trial.curve[max(trial.curve)].get("best_epoch")
+    if isinstance(kept, (int, float)) and int(kept) in trial.curve:
+        value = trial.curve[int(kept)].get(metric)
+        if isinstance(value, (int, float)):
+            trial.objective, trial.kept_epoch = float(value), int(kept)
 
 
 def _spec(uri: str) -> dict[str, Any]:
@@ -83,13 +122,13 @@ def sweep_section(doc: Document, uri: str, write_png: WritePng, *, prefix: str =
     spec = _spec(uri)
     tune = spec.get("tune", {})
     metric, mode = tune.get("metric", "val_uar"), tune.get("mode", "max")
-    trials = load_trials(uri)
+    trials = load_trials(uri, metric)
     space = spec.get("space", {})
     doc.heading(f"Sweep: {spec.get('source', uri)}")
     doc.text(_overview(spec, trials, metric))
     _best_table(doc, uri, trials, metric, mode, space)
-    _trials_table(doc, trials, metric, mode, list(space))
-    _sweep_plots(doc, trials, metric, mode, space, write_png, prefix)
+    _trials_table(doc, trials, metric, list(space))
+    _sweep_plots(doc, trials, metric, space, write_png, prefix)
 
 
 def _overview(spec: dict[str, Any], trials: list[TrialRow], metric: str) -> str:
@@ -103,29 +142,39 @@ def _overview(spec: dict[str, Any], trials: list[TrialRow], metric: str) -> str:
         if asha else "no early stopping"
     )
     return (
-        f"Optuna TPE (seed {tune.get('seed')}) with {stop}, objective {tune.get('mode')} {metric}; "
-        f"{spec.get('num_samples')} trials requested, {len(trials)} started ({shown}); "
-        f"{epochs} training epochs in all."
+        f"Optuna TPE (seed {tune.get('seed')}) with {stop}, objective {tune.get('mode')} {metric} "
+        f"of the weights each training keeps; {spec.get('num_samples')} trials requested, "
+        f"{len(trials)} started ({shown}); {epochs} training epochs in all. The best configuration "
+        f"is the best trial that ran its whole epoch budget (trials stopped early are not candidates)."
     )
 
 
-def _best_trial(trials: list[TrialRow], metric: str, mode: str) -> TrialRow | None:
-    """The trial whose best epoch is best (the training keeps its best epoch's weights)."""
-    scored = [t for t in trials if t.status in ("finished", "stopped early") and t.best(metric, mode) is not None]
+def best_trial(trials: list[TrialRow], mode: str) -> TrialRow | None:
+    """The sweep's best trial: the best objective among the trials that ran their whole epoch
+    budget (``finished``; not stopped early, failed or interrupted); ties: the earliest trial.
+
+    The same rule as :func:`affectlab.tuning.state.best_trial`, which picks the trial behind the
+    sweep's ``summary.json`` and ``best_config.yaml``.
+    """
+    sign = 1.0 if mode == "max" else -1.0
+    scored = [t for t in trials if t.status == "finished" and t.scored]
     if not scored:
         return None
-    return max(scored, key=lambda t: t.best(metric, mode) if mode == "max" else -t.best(metric, mode))
+    return max(scored, key=lambda t: (sign * float(t.objective), -t.number))  # type: ignore[arg-type]
 
 
 def _best_table(doc: Document, uri: str, trials: list[TrialRow], metric: str, mode: str,
                 space: dict[str, Any]) -> None:
-    best = _best_trial(trials, metric, mode)
+    best = best_trial(trials, mode)
     doc.heading("Best configuration", 3)
     if best is None:
-        doc.text("No trial has finished yet.")
+        ended = any(t.status in ("stopped early", "failed") for t in trials)
+        doc.text("No trial ran its whole epoch budget (all stopped early or failed), so there is no best "
+                 "configuration." if ended else "No trial has finished yet.")
         return
     rows = [[key, best.params.get(key), _describe(space.get(key, {}))] for key in space]
-    rows.append([f"{metric} (best epoch)", best.best(metric, mode), f"trial {best.number} ({best.trial_id})"])
+    rows.append([f"{metric} (kept weights)", best.objective, f"trial {best.number} ({best.trial_id})"])
+    rows.append(["kept epoch", best.kept_epoch, "the epoch whose weights the training keeps"])
     rows.append(["epochs trained", len(best.curve), best.status])
     doc.table(Table(["parameter", "value", "searched over"], rows))
     if storage.exists(storage.join(uri, "best_config.yaml")):
@@ -143,17 +192,17 @@ def _describe(dim: dict[str, Any]) -> str:
     return "-"
 
 
-def _trials_table(doc: Document, trials: list[TrialRow], metric: str, mode: str, keys: list[str]) -> None:
+def _trials_table(doc: Document, trials: list[TrialRow], metric: str, keys: list[str]) -> None:
     doc.heading("All trials", 3)
-    columns = ["trial", "status", "epochs", f"{metric} (best epoch)", f"{metric} (last epoch)", *keys]
+    columns = ["trial", "status", "epochs", f"{metric} (kept weights)", "kept epoch", f"{metric} (last epoch)", *keys]
     rows = [
-        [t.number, t.status, len(t.curve), t.best(metric, mode), t.last(metric), *[t.params.get(k) for k in keys]]
+        [t.number, t.status, len(t.curve), t.objective, t.kept_epoch, t.last(metric), *[t.params.get(k) for k in keys]]
         for t in trials
     ]
     doc.table(Table(columns, rows))
 
 
-def _sweep_plots(doc: Document, trials: list[TrialRow], metric: str, mode: str, space: dict[str, Any],
+def _sweep_plots(doc: Document, trials: list[TrialRow], metric: str, space: dict[str, Any],
                  write_png: WritePng, prefix: str) -> None:
     curves = {f"trial {t.number}": {e: m[metric] for e, m in t.curve.items() if metric in m} for t in trials}
     stopped = [f"trial {t.number}" for t in trials if t.status == "stopped early"]
@@ -163,16 +212,17 @@ def _sweep_plots(doc: Document, trials: list[TrialRow], metric: str, mode: str, 
     name = f"{prefix}_learning_curves.png"
     write_png(name, plots.learning_curves_png(curves, metric=metric, stopped=stopped))
     doc.image(Image(name, f"{metric} per epoch for every trial (dashed: stopped early by ASHA)"))
-    scored = [t for t in trials if t.best(metric, mode) is not None and t.status != "failed"]
+    scored = [t for t in trials if t.scored and t.status != "failed"]
     keys = [k for k in space if all(k in t.params for t in scored)]
     if len(scored) < 2 or not keys:
         return
     params = {k: [t.params[k] for t in scored] for k in keys}
-    values = [float(t.best(metric, mode)) for t in scored]
+    values = [float(t.objective) for t in scored]  # type: ignore[arg-type]
     log_params = [k for k, d in space.items() if "loguniform" in d or d.get("log")]
     name = f"{prefix}_metric_vs_params.png"
     write_png(name, plots.metric_vs_params_png(params, values, metric=metric, log_params=log_params))
-    doc.image(Image(name, f"{metric} (best epoch) of each trial against each hyperparameter"))
+    doc.image(Image(name, f"{metric} of the weights each trial's training kept, against each hyperparameter "
+                          f"(trials stopped early: after fewer epochs)"))
     name = f"{prefix}_parallel_coordinates.png"
     write_png(name, plots.parallel_coordinates_png(params, values, metric=metric, log_params=log_params))
     doc.image(Image(name, "parallel coordinates: one line per trial, coloured by the objective; each axis "

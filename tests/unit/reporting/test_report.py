@@ -27,24 +27,43 @@ def assert_png(data: bytes) -> None:
         assert img.size[0] > 100 and img.size[1] > 100
 
 
-def write_sweep(root: Path, n: int = 4) -> Path:
-    out = root / "sweep"
+def _sweep_spec(out: Path, n: int) -> None:
     out.mkdir(parents=True)
     spec = {"source": "search_spaces/x.yaml", "num_samples": n,
             "space": {"training.lr": {"loguniform": [1e-4, 1e-1]}, "model.name": {"choice": ["a", "b"]}},
             "tune": {"metric": "val_uar", "mode": "max", "seed": 0, "asha": {"grace_period": 1, "reduction_factor": 2}}}
     (out / "sweep.json").write_text(json.dumps(spec))
+
+
+def _trial_events(tid: str, number: int, params: dict, curve: dict[int, float], kept: dict[int, int],
+                  end: str | None, *, objective_fields: bool = True) -> list[dict]:
+    """Ledger events as :class:`affectlab.tuning.callbacks.SweepLedger` writes them: every result
+    and end event carries the objective (``val_uar`` of the kept epoch) and ``kept_epoch``;
+    ``kept[e]`` is the training's ``best_epoch`` after epoch ``e``."""
+    events = [{"event": "start", "trial_id": tid, "number": number, "params": params}]
+    fields: dict = {}
+    for e, value in curve.items():
+        fields = {"objective": curve[kept[e]], "kept_epoch": kept[e]} if objective_fields else {}
+        events.append({"event": "result", "trial_id": tid, "number": number, "iteration": e,
+                       "metrics": {"val_uar": value, "val_loss": 1.0 / e, "epoch": e, "best_epoch": kept[e]},
+                       **fields})
+    if end is not None:
+        events.append({"event": end, "trial_id": tid, "number": number, "iteration": max(curve), "params": params,
+                       **fields})
+    return events
+
+
+def write_sweep(root: Path, n: int = 4) -> Path:
+    out = root / "sweep"
+    _sweep_spec(out, n)
     rng = np.random.default_rng(0)
     events = []
     for i in range(n):
-        tid = f"t{i}"
-        events.append({"event": "start", "trial_id": tid, "number": i + 1,
-                       "params": {"training.lr": float(10 ** rng.uniform(-4, -1)), "model.name": "ab"[i % 2]}})
+        params = {"training.lr": float(10 ** rng.uniform(-4, -1)), "model.name": "ab"[i % 2]}
         epochs = 4 if i % 2 == 0 else 1
-        for e in range(1, epochs + 1):
-            events.append({"event": "result", "trial_id": tid, "iteration": e,
-                           "metrics": {"val_uar": 0.5 + 0.1 * i * e / 4, "val_loss": 1.0 / e, "epoch": e}})
-        events.append({"event": "complete" if epochs == 4 else "stopped", "trial_id": tid})
+        curve = {e: 0.5 + 0.1 * i * e / 4 for e in range(1, epochs + 1)}
+        events += _trial_events(f"t{i}", i + 1, params, curve, {e: e for e in curve},
+                                "complete" if epochs == 4 else "stopped")
     events.append({"event": "start", "trial_id": "late", "number": n + 1, "params": {"training.lr": 0.01, "model.name": "a"}})
     (out / "ledger.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
     return out
@@ -108,8 +127,8 @@ def test_sweep_report_has_best_config_all_trials_and_plots(tmp_path: Path) -> No
     report = Path(index).parent
     md = (report / "index.md").read_text()
     assert "### Best configuration" in md and "### All trials" in md
-    best_row = next(line for line in md.splitlines() if line.startswith("| val_uar (best epoch)"))
-    assert best_row == "| val_uar (best epoch) | 0.7 | trial 3 (t2) |"  # i=2: 0.5 + 0.1 * 2 * 4 / 4
+    best_row = next(line for line in md.splitlines() if line.startswith("| val_uar (kept weights)"))
+    assert best_row == "| val_uar (kept weights) | 0.7 | trial 3 (t2) |"  # i=2: 0.5 + 0.1 * 2 * 4 / 4
     assert "| 5 | interrupted | 0 |" in md and "stopped early" in md
     pngs = sorted(report.glob("*.png"))
     assert [p.name for p in pngs] == ["sweep1_learning_curves.png", "sweep1_metric_vs_params.png",
@@ -117,6 +136,69 @@ def test_sweep_report_has_best_config_all_trials_and_plots(tmp_path: Path) -> No
     for png in pngs:
         assert_png(png.read_bytes())
         assert f'src="{png.name}"' in (report / "index.html").read_text()
+
+
+def _sweep_with_rules_that_disagree(root: Path, *, objective_fields: bool = True) -> Path:
+    """Three trials where "best epoch overall, stopped trials included" and the sweep's rule
+    (objective of the kept weights, full-budget trials only) pick different trials:
+
+    * t1 (finished): peaks at 0.90 in epoch 2, but its training keeps epoch 4 (0.60);
+    * t2 (stopped early by ASHA): the best objective of all, 0.95, after 2 epochs;
+    * t3 (finished): never above 0.80, kept epoch 3 (0.80): the sweep's best.
+    """
+    out = root / "sweep"
+    _sweep_spec(out, 3)
+    events = [
+        *_trial_events("t1", 1, {"training.lr": 0.001, "model.name": "a"}, {1: 0.5, 2: 0.9, 3: 0.55, 4: 0.6},
+                       {1: 1, 2: 2, 3: 2, 4: 4}, "complete", objective_fields=objective_fields),
+        *_trial_events("t2", 2, {"training.lr": 0.01, "model.name": "b"}, {1: 0.7, 2: 0.95},
+                       {1: 1, 2: 2}, "stopped", objective_fields=objective_fields),
+        *_trial_events("t3", 3, {"training.lr": 0.003, "model.name": "a"}, {1: 0.6, 2: 0.7, 3: 0.8, 4: 0.75},
+                       {1: 1, 2: 2, 3: 3, 4: 3}, "complete", objective_fields=objective_fields),
+    ]
+    (out / "ledger.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    return out
+
+
+@pytest.mark.parametrize("objective_fields", [True, False], ids=["ledger-objective", "older-ledger"])
+def test_sweep_report_picks_the_best_as_the_sweep_does(tmp_path: Path, objective_fields: bool) -> None:
+    """The report's best is the best objective (metric of the kept weights) among the trials that ran
+    their whole budget: t3, not t1 (best single epoch) nor t2 (stopped early)."""
+    from affectlab.reporting.sweep_section import best_trial, load_trials
+
+    out = _sweep_with_rules_that_disagree(tmp_path, objective_fields=objective_fields)
+    trials = load_trials(str(out))
+    assert [(t.trial_id, t.status, t.objective, t.kept_epoch) for t in trials] == [
+        ("t1", "finished", 0.6, 4), ("t2", "stopped early", 0.95, 2), ("t3", "finished", 0.8, 3)]
+    assert best_trial(trials, "max").trial_id == "t3"
+    assert best_trial(trials, "min").trial_id == "t1"  # mode min: the lowest objective of the finished trials
+    md = (Path(write_report(str(out))).parent / "index.md").read_text()
+    assert "| val_uar (kept weights) | 0.8 | trial 3 (t3) |" in md
+    assert "| kept epoch | 3 |" in md
+    assert "| 1 | finished | 4 | 0.6 | 4 | 0.6 |" in md  # trials table: objective, kept epoch, last epoch
+
+
+def test_sweep_report_best_ties_go_to_the_earliest_and_stopped_trials_never_win(tmp_path: Path) -> None:
+    from affectlab.reporting.sweep_section import best_trial, load_trials
+
+    out = tmp_path / "sweep"
+    _sweep_spec(out, 3)
+    events = [
+        *_trial_events("a", 1, {}, {1: 0.99}, {1: 1}, "stopped"),
+        *_trial_events("b", 2, {}, {1: 0.7}, {1: 1}, "complete"),
+        *_trial_events("c", 3, {}, {1: 0.7}, {1: 1}, "complete"),
+        *_trial_events("d", 4, {}, {1: 0.9}, {1: 1}, None),  # interrupted: no end event
+    ]
+    (out / "ledger.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    assert best_trial(load_trials(str(out)), "max").trial_id == "b"
+
+    only_stopped = tmp_path / "stopped"
+    _sweep_spec(only_stopped, 1)
+    (only_stopped / "ledger.jsonl").write_text(
+        "\n".join(json.dumps(e) for e in _trial_events("a", 1, {}, {1: 0.9}, {1: 1}, "stopped")) + "\n")
+    assert best_trial(load_trials(str(only_stopped)), "max") is None
+    md = (Path(write_report(str(only_stopped))).parent / "index.md").read_text()
+    assert "No trial ran its whole epoch budget" in md
 
 
 def test_run_and_cv_reports_include_tables_curves_and_confusion(tmp_path: Path) -> None:
