@@ -58,6 +58,9 @@ from affectlab.features.arrow import read_meta
 
 __all__ = [
     "column_arrays",
+    "read_dataset",
+    "set_columns",
+    "set_index",
     "errors_uri",
     "feature_names",
     "label_names",
@@ -142,6 +145,70 @@ def load_features(out: str, name: str, *, version: str | None = None, columns: l
 def load_labels(out: str, name: str = "au", *, version: str | None = None, columns: list[str] | None = None) -> pa.Table:
     """Read one label set (default ``au``; latest version by default) as a pyarrow Table."""
     return _load(out, "labels", name, version, columns)
+
+
+INDEX_COLUMNS = ("sample_id", "subject", "n_frames")
+
+
+def set_index(out: str, name: str, *, kind: str = "features", version: str | None = None,
+              columns: tuple[str, ...] = INDEX_COLUMNS) -> pa.Table:
+    """The small columns of a set (``sample_id, subject, n_frames`` by default): what splits and
+    per-subject bookkeeping need, read without the tensor columns."""
+    return _load(out, kind, name, version, list(columns))
+
+
+def set_columns(out: str, name: str, *, kind: str = "features", version: str | None = None) -> list[str]:
+    """The column names of a set, from the schema of one of its Parquet files (no data read)."""
+    import pyarrow.parquet as pq
+
+    uri = set_dir(out, kind, name, version or latest_version(out, kind, name))
+    files = storage.list_files(uri, suffix=".parquet")
+    if not files:
+        raise StorageError(f"no Parquet files in {uri}")
+    fs, path = storage.filesystem(files[0])
+    return list(pq.read_schema(path, filesystem=fs).names)
+
+
+def read_dataset(out: str, name: str, *, kind: str = "features", version: str | None = None,
+                 columns: list[str] | None = None, sample_ids: list[str] | None = None) -> Any:
+    """A set as a lazy, streaming Ray Dataset (one row per recording), read with
+    ``ray.data.read_parquet`` from the set's visible Parquet files (local or ``s3://``).
+
+    Args:
+        out: The preprocessing output (path or URI).
+        name: The set (``mouth``, ``face_112``, ``egemaps``...).
+        kind: ``features`` or ``labels``.
+        version: A version (default: the latest).
+        columns: Columns to read (default: all); only these leave the Parquet files.
+        sample_ids: Keep only these recordings (e.g. one side of a split); rows are filtered in
+            Arrow batches, before any tensor conversion.
+
+    Raises:
+        StorageError: No such set, or no Parquet files in it.
+    """
+    import ray.data
+
+    version = version or latest_version(out, kind, name)
+    uri = set_dir(out, kind, name, version)
+    files = storage.list_files(uri, suffix=".parquet")
+    if not files:
+        raise StorageError(f"no Parquet files in {uri}")
+    fs, _ = storage.filesystem(uri)
+    paths = [storage.filesystem(f)[1] for f in files]
+    ds = ray.data.read_parquet(paths, filesystem=fs, columns=columns)
+    if sample_ids is not None:
+        ds = ds.map_batches(_KeepRows(sample_ids), batch_format="pyarrow", zero_copy_batch=True)
+    return ds
+
+
+class _KeepRows:
+    """``map_batches`` function: the rows of an Arrow batch whose ``sample_id`` is in a set."""
+
+    def __init__(self, sample_ids: list[str]) -> None:
+        self.keep = pa.array(sorted(set(sample_ids)), pa.string())
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return batch.filter(pc.is_in(batch.column("sample_id"), value_set=self.keep))
 
 
 def load_errors(out: str) -> pa.Table:

@@ -212,12 +212,33 @@ def _prepared_modules(config: ExperimentConfig, task: Task, model_kwargs: dict[s
     return out
 
 
+def _registry_entries(config: ExperimentConfig) -> dict[str, Any]:
+    """The driver's registry entries of the config's task and model, shipped to the workers so a
+    task or model registered at run time (a script, a notebook) trains there too."""
+    from affectlab.models import MODELS
+    from affectlab.training.tasks import TASKS
+
+    return {"task": TASKS[config.data.task], "model": (config.model.name, MODELS[config.model.name])}
+
+
+def _ensure_registered(entries: dict[str, Any]) -> None:
+    """Register the shipped task and model in this worker unless its own import already did."""
+    from affectlab.models import MODELS
+    from affectlab.training.tasks import TASKS, register_task
+
+    if entries["task"].name not in TASKS:
+        register_task(entries["task"])
+    name, builder = entries["model"]
+    MODELS.setdefault(name, builder)
+
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> LoopOutput:
     """Ray Train worker: streamed shard -> the task's modules (DDP) -> :func:`fit`, with
     ``ray.train.report`` every round."""
     import ray.train
     import ray.train.torch
 
+    _ensure_registered(loop_config["registry"])
     config = ExperimentConfig.model_validate(loop_config["config"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -294,19 +315,36 @@ def windows_datasets(prepared: Prepared) -> dict[str, Any]:
         return {"train": ray.data.from_arrow(prepared.train.to_arrow()), "val": ray.data.from_arrow(prepared.val.to_arrow())}
 
 
+def _warn_if_no_cpu_left_for_data(reserved: float) -> None:
+    """Streamed datasets are read by Ray Data tasks, which need CPUs the training workers do not
+    hold: warn (it would wait forever) when the workers reserve every CPU of the cluster."""
+    import sys
+
+    import ray
+
+    total = float(ray.cluster_resources().get("CPU", 0.0))
+    if total and total - reserved < 0.5:
+        print(f"affectlab: warning: the training workers reserve {reserved:g} of the cluster's {total:g} CPUs; "
+              "Ray Data needs CPUs left over to read streamed data (lower scaling.cpus_per_worker or "
+              "scaling.num_workers, or add nodes)", file=sys.stderr)
+
+
 def run_ray_train(config: ExperimentConfig, prepared: Prepared, *, out: str,
                   reporter: Reporter | None = None) -> tuple[LoopOutput, Any]:
     """Train prepared windows with a ``TorchTrainer`` (see :func:`run_ray_train_datasets`)."""
-    return run_ray_train_datasets(config, windows_datasets(prepared), data_info(prepared), out=out, reporter=reporter)
+    return run_ray_train_datasets(config, windows_datasets(prepared), data_info(prepared), out=out, reporter=reporter,
+                                  in_memory=True)
 
 
 def run_ray_train_datasets(config: ExperimentConfig, datasets: dict[str, Any], info: DataInfo, *, out: str,
-                           reporter: Reporter | None = None) -> tuple[LoopOutput, Any]:
+                           reporter: Reporter | None = None, in_memory: bool = False) -> tuple[LoopOutput, Any]:
     """Train with a ``TorchTrainer``; returns rank 0's loop output and the Ray Train ``Result``.
 
     ``datasets`` holds Ray Datasets ``train`` (split across the workers) and ``val`` (whole on
     every worker) whose batches the task's :meth:`~affectlab.training.tasks.Task.to_device`
-    reads; they are streamed, never read whole by the driver or a worker.
+    reads; they are streamed, never read whole by the driver or a worker. Unless ``in_memory``
+    (datasets built from driver memory, which need no read tasks), a warning says when the
+    workers leave no CPU for Ray Data to read with.
 
     Run state lives under ``<out>/ray/<config.name>``: running again with the same ``out``
     resumes from the latest checkpoint (Ray Train V2 restores a run by storage path and name).
@@ -319,12 +357,14 @@ def run_ray_train_datasets(config: ExperimentConfig, datasets: dict[str, Any], i
     from ray.train.torch import TorchTrainer
 
     s = config.scaling
+    if not in_memory:
+        _warn_if_no_cpu_left_for_data(s.num_workers * s.cpus_per_worker)
     callbacks = []
     if reporter is not None and _in_tune_session():
         from ray.tune.integration.ray_train import TuneReportCallback
 
         callbacks.append(TuneReportCallback())
-    storage_path = storage.join(out, "ray") if storage.is_remote(out) else os.path.abspath(storage.join(out, "ray"))
+    storage_path = storage.absolute(storage.join(out, "ray"))
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -333,6 +373,7 @@ def run_ray_train_datasets(config: ExperimentConfig, datasets: dict[str, Any], i
             "class_counts": np.asarray(info.class_counts).tolist(),
             "extra": info.extra,
             "fingerprint": fingerprint(config),
+            "registry": _registry_entries(config),
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=s.num_workers, use_gpu=s.use_gpu, resources_per_worker={"CPU": s.cpus_per_worker}
