@@ -6,8 +6,11 @@ from __future__ import annotations
 import os
 import random
 import signal
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def _parent(pid: int) -> int:
@@ -66,3 +69,32 @@ def kill_a_worker_after_first_checkpoint(run_dir: Path, *, timeout_s: float = 30
     done = checkpoints(run_dir)
     os.kill(random.Random().choice(workers), signal.SIGKILL)
     return done
+
+
+def run_while_killing_a_worker(train: Callable[[], Any], run_dir: Path) -> tuple[Any, list[str]]:
+    """Run ``train()`` in a thread, SIGKILL one of its workers after the first checkpoint
+    (:func:`kill_a_worker_after_first_checkpoint`) and wait for it.
+
+    Returns:
+        What ``train()`` returned, and the checkpoints that existed at the kill.
+
+    Raises:
+        Whatever ``train()`` raised.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = train()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    done = kill_a_worker_after_first_checkpoint(run_dir)
+    thread.join(timeout=600)
+    if "error" in outcome:
+        raise outcome["error"]
+    if "value" not in outcome:
+        raise TimeoutError("the training did not finish within 600 s of the kill")
+    return outcome["value"], done

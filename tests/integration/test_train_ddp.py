@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from affectlab.training.config import ExperimentConfig
 from affectlab.training.loop import DistInfo, fit
 from affectlab.training.runners import build_modules, run_ray_train_datasets
 from affectlab.training.tasks import DataInfo, build_task
-from ray_processes import kill_a_worker_after_first_checkpoint
+from ray_processes import run_while_killing_a_worker
 
 pytestmark = pytest.mark.slow
 
@@ -113,20 +112,8 @@ def test_worker_sigkilled_mid_run_resumes_from_last_checkpoint(ray_local, tmp_pa
     checkpoint; FailureConfig restarts the group, which resumes from the latest checkpoint."""
     datasets, data = _datasets(4096)
     config = _game_config(max_iterations=2000, eval_every=200)
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            outcome["output"], outcome["result"] = run_ray_train_datasets(config, datasets, INFO, out=str(tmp_path))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertions below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    done_before = kill_a_worker_after_first_checkpoint(tmp_path / "ray" / "game")
-    thread.join(timeout=600)
-    assert "error" not in outcome, outcome.get("error")
-    output = outcome["output"]
+    (output, _), done_before = run_while_killing_a_worker(
+        lambda: run_ray_train_datasets(config, datasets, INFO, out=str(tmp_path)), tmp_path / "ray" / "game")
     assert done_before and done_before[-1] != "epoch=0010", done_before  # killed before the end
     assert output.resumed_from is not None and output.resumed_from >= 1
     assert [row["epoch"] for row in output.history] == list(range(1, 11))

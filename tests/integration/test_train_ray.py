@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 
 import numpy as np
 import pandas as pd
@@ -16,7 +15,7 @@ import pytest
 from affectlab.cli import main
 from affectlab.training.config import load_experiment
 from affectlab.training.run import train
-from ray_processes import kill_a_worker_after_first_checkpoint
+from ray_processes import run_while_killing_a_worker
 from speech_au_data import speech_au_preprocessed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -83,20 +82,8 @@ def test_worker_sigkilled_mid_epoch_resumes_from_last_checkpoint(pre, tmp_path) 
     FailureConfig restarts it from the latest checkpoint and the run ends with every epoch."""
     config = load_experiment(AU_FILE, _sets(pre, "failure.max_failures=1", "training.max_epochs=6",
                                             "training.prev_rounds=6")).base
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = train(config, out=str(tmp_path))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertions below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    done_before = kill_a_worker_after_first_checkpoint(tmp_path / "ray" / "au_003")
-    thread.join(timeout=600)
-    assert "error" not in outcome, outcome.get("error")
-    result = outcome["result"]
+    result, done_before = run_while_killing_a_worker(lambda: train(config, out=str(tmp_path)),
+                                                     tmp_path / "ray" / "au_003")
     assert done_before[-1] != "epoch=0006", done_before  # the kill came before the last epoch
     assert result.resumed_from is not None and result.resumed_from >= 1
     assert [row["epoch"] for row in result.history] == [1, 2, 3, 4, 5, 6]
