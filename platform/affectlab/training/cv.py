@@ -25,7 +25,6 @@ run (base config, tables) with one nested run per training (:func:`affectlab.tra
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -226,7 +225,7 @@ def run_cv(base: ExperimentConfig, *, out: str, folds: str = "loso", aus: Sequen
         param_space={"key": tune.grid_search(list(configs))},
         # reuse_actors: a trial process trains many small models (imports and start-up paid once)
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or cpus, reuse_actors=True),
-        run_config=tune.RunConfig(name="cv", storage_path=_abs(storage.join(out, "cv", "tune")), verbose=0,
+        run_config=tune.RunConfig(name="cv", storage_path=storage.absolute(storage.join(out, "cv", "tune")), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=0, fail_fast=True)),
     )
     started = time.perf_counter()
@@ -254,5 +253,3 @@ def _load(base: ExperimentConfig, feature_set: str) -> Corpus:
     return corpus.restrict(base.data.subjects) if base.data.subjects is not None else corpus
 
 
-def _abs(uri: str) -> str:
-    return uri if storage.is_remote(uri) else os.path.abspath(uri)

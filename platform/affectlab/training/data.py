@@ -115,7 +115,7 @@ def prepare(config: ExperimentConfig, corpus: Corpus | None = None) -> Prepared:
     split = plan_split(data, corpus.sample_ids, corpus.subjects, corpus.labels[column])
     x = _normalised(corpus, split, data.normalisation)
     ys = corpus.labels[column]
-    parts = _part_of(corpus, split)
+    parts = split.part_indices(corpus.sample_ids, corpus.subjects)
     made = {
         part: _window_all([x[i] for i in idx], [ys[i] for i in idx], [corpus.sample_ids[i] for i in idx],
                           [corpus.subjects[i] for i in idx], data.max_steps, corpus.is_token_input)
@@ -137,20 +137,6 @@ def prepare(config: ExperimentConfig, corpus: Corpus | None = None) -> Prepared:
         info={"target_column": column, "feature_names": list(corpus.feature_names),
               "frame_rate_hz": corpus.frame_rate_hz, "vocab": corpus.vocab},
     )
-
-
-def _part_of(corpus: Corpus, split: Split) -> dict[str, list[int]]:
-    """Recording indices of each part; the validation fraction is taken by recording id."""
-    val_samples = set(split.val_samples)
-    parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
-    for i, (sid, subj) in enumerate(zip(corpus.sample_ids, corpus.subjects, strict=True)):
-        if subj in split.test:
-            parts["test"].append(i)
-        elif subj in split.val or sid in val_samples:
-            parts["val"].append(i)
-        elif subj in split.train:
-            parts["train"].append(i)
-    return parts
 
 
 def _normalised(corpus: Corpus, split: Split, mode: str) -> list[np.ndarray]:

@@ -67,6 +67,20 @@ class Split:
     test: tuple[str, ...]
     val_samples: tuple[str, ...] = ()
 
+    def part_indices(self, sample_ids: Sequence[str], subjects: Sequence[str]) -> dict[str, list[int]]:
+        """Indices of the recordings in each part (``train``, ``val``, ``test``); a recording whose
+        subject is in no part (e.g. left out by ``data.subjects``) is in none."""
+        val_samples = set(self.val_samples)
+        parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+        for i, (sid, subject) in enumerate(zip(sample_ids, subjects, strict=True)):
+            if subject in self.test:
+                parts["test"].append(i)
+            elif subject in self.val or sid in val_samples:
+                parts["val"].append(i)
+            elif subject in self.train:
+                parts["train"].append(i)
+        return parts
+
 
 @dataclass(frozen=True)
 class Fold:

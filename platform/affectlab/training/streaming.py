@@ -100,15 +100,8 @@ def sequence_datasets(data: Any, column: str, *, dtype: str = "uint8") -> Sequen
     sample_ids = [str(s) for s in index.column("sample_id").to_pylist()]
     subjects = [str(s) for s in index.column("subject").to_pylist()]
     split = plan_split(data, sample_ids, subjects)
-    val_samples = set(split.val_samples)
-    parts: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-    for sid, subject in zip(sample_ids, subjects, strict=True):
-        if subject in split.test:
-            parts["test"].append(sid)
-        elif subject in split.val or sid in val_samples:
-            parts["val"].append(sid)
-        else:
-            parts["train"].append(sid)
+    parts = {part: [sample_ids[i] for i in idx]
+             for part, idx in split.part_indices(sample_ids, subjects).items()}
     if not split.test:
         del parts["test"]
     empty = [p for p, ids in parts.items() if not ids]

@@ -20,7 +20,6 @@ state; a pruned trial's value is the objective after fewer epochs than its confi
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -140,7 +139,7 @@ def run_sweep(
     """
     from affectlab.tuning.callbacks import SweepLedger
 
-    out = out if storage.is_remote(out) else os.path.abspath(out)  # trials run in other processes
+    out = storage.absolute(out)  # trials run in other processes
     paths = st.SweepPaths.for_output(out)
     recorded = _read_spec(paths) if resume else None
     total = samples or (recorded or {}).get("num_samples") or sweep.tune.num_samples
