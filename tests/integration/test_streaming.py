@@ -119,7 +119,7 @@ def _register_runtime_task() -> None:
 
 
 @pytest.mark.slow
-def test_ray_train_on_streamed_clips_with_a_task_registered_at_run_time(tmp_path, ray_local) -> None:
+def test_ray_train_on_streamed_clips_with_a_task_registered_at_run_time(tmp_path, ray_local, request) -> None:
     """A task and model registered only in this process train in Ray Train workers (the runner
     ships their registry entries) on clips streamed from Parquet."""
     import ray.cloudpickle
@@ -127,8 +127,12 @@ def test_ray_train_on_streamed_clips_with_a_task_registered_at_run_time(tmp_path
     from affectlab.training.runners import run_ray_train_datasets
     from affectlab.training.tasks import DataInfo
 
+    from affectlab.models import MODELS
+    from affectlab.training.tasks import TASKS
+
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     _register_runtime_task()
+    request.addfinalizer(lambda: (TASKS.pop("test_clip_mean", None), MODELS.pop("test_tiny_clip_net", None)))
     write_mouth_set(str(tmp_path / "pre"), clips=32)
     config = ExperimentConfig.model_validate({
         "name": "clips", "data": {"features": str(tmp_path / "pre"), "feature_set": "mouth", "task": "test_clip_mean",
