@@ -23,11 +23,23 @@ KIND_NAMES = ("speech-au", "faces", "talking-face", "ravdess", "lma")  # == affe
     help="'shuffled' pairs each recording with another's labels (control: nothing learnable).",
 )
 @click.option(
-    "--size", type=int, default=None, help="Frame side in px (faces: 28, 64, 112; talking-face: even, 64-512)."
+    "--size",
+    type=int,
+    default=None,
+    help="Frame side in px (faces: 28, 64, 112; talking-face: even, 64-512; ravdess --video: even, 64-512).",
+)
+@click.option("--video", is_flag=True, help="ravdess: also render face videos (full-AV mp4s unless --modalities).")
+@click.option(
+    "--modalities",
+    default=None,
+    metavar="LIST",
+    help="ravdess: comma-separated modalities to write: full-AV, video-only, audio-only "
+    "(default: full-AV with --video, audio-only without).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it holds an earlier corpus (has a dataset.yaml).")
 def command(
-    kind: str, out: str, subjects: int, items: int, seed: int, relation: str, size: int | None, overwrite: bool
+    kind: str, out: str, subjects: int, items: int, seed: int, relation: str, size: int | None,
+    video: bool, modalities: str | None, overwrite: bool,
 ) -> None:
     """Write a synthetic corpus of KIND (media, labels and OUT/dataset.yaml).
 
@@ -36,7 +48,7 @@ def command(
       speech-au     speech; AU intensities at 25 Hz planted on its prosody (csv adapter)
       faces         rendered face videos; AUs, emotion, valence/arousal (csv adapter)
       talking-face  a real face lip-syncing speech, with transcripts (lrs adapter)
-      ravdess       RAVDESS-named emotional speech (ravdess adapter)
+      ravdess       RAVDESS-named emotional speech; --video adds rendered faces (ravdess adapter)
       lma           LMA body-motion features from PAD values (lma adapter)
 
     The card's 'planted:' key documents what was planted. Check the result with
@@ -44,9 +56,7 @@ def command(
     """
     from affectlab.data.synth import generate
 
-    options = {"size": size} if size is not None else {}
-    if size is not None and kind not in ("faces", "talking-face"):
-        raise click.UsageError(f"--size applies to faces and talking-face, not {kind}")
+    options = _kind_options(kind, size, video, modalities)
     total = subjects * items if subjects > 0 and items > 0 else 0
     done = [0]
     start = time.perf_counter()
@@ -62,3 +72,20 @@ def command(
         overwrite=overwrite, progress=progress, **options,
     )
     click.echo(f"wrote {total} recordings in {time.perf_counter() - start:.1f} s; card: {card}")
+
+
+def _kind_options(kind: str, size: int | None, video: bool, modalities: str | None) -> dict[str, object]:
+    """The kind-specific options given on the command line (usage errors for misplaced flags)."""
+    if size is not None and kind not in ("faces", "talking-face", "ravdess"):
+        raise click.UsageError(f"--size applies to faces, talking-face and ravdess, not {kind}")
+    for flag, given in (("--video", video), ("--modalities", modalities is not None)):
+        if given and kind != "ravdess":
+            raise click.UsageError(f"{flag} applies to ravdess, not {kind}")
+    options: dict[str, object] = {}
+    if size is not None:
+        options["size"] = size
+    if video:
+        options["video"] = True
+    if modalities is not None:
+        options["modalities"] = modalities
+    return options

@@ -118,6 +118,17 @@ def test_ravdess_bad_names_reported_together(ravdess_card: str, tmp_path: Path) 
     assert "Actor_03/03-01-05-01-02-01.wav" in text and "notes/readme.wav" in text
 
 
+def test_ravdess_bad_video_names_name_the_file_and_the_valid_codes(ravdess_card: str, tmp_path: Path) -> None:
+    touch(tmp_path / "RAVDESS" / "Actor_05" / "01-01-09-01-02-01-05.mp4")  # unknown emotion code
+    touch(tmp_path / "RAVDESS" / "Actor_05" / "01-01-03-01-02-01-05-2.mp4")  # 8 parts
+    with pytest.raises(DatasetError) as info:
+        build_manifest(load_card(ravdess_card))
+    text = str(info.value)
+    assert "2 problem(s)" in text
+    assert "Actor_05/01-01-09-01-02-01-05.mp4: emotion code '09' is not one of ['01'" in text and "'08']" in text
+    assert "Actor_05/01-01-03-01-02-01-05-2.mp4: expected 7 dash-separated parts, got 8" in text
+
+
 def test_ravdess_no_matching_files(ravdess_card: str) -> None:
     with pytest.raises(DatasetError, match=r"no file .* matches options.glob"):
         build_manifest(load_card(ravdess_card, ["options.glob='**/*.flac'"]))

@@ -12,7 +12,8 @@ kind            adapter  what
 speech-au       csv      speech; 8 AU intensities at 25 Hz driven by its prosody
 faces           csv      rendered face videos; AUs, emotion, valence/arousal
 talking-face    lrs      a real face (astronaut) lip-syncing speech; transcripts
-ravdess         ravdess  RAVDESS-named emotional speech, emotion in the prosody
+ravdess         ravdess  RAVDESS-named emotional speech (+ face videos with ``video``),
+                         emotion in the prosody (and the face's AUs)
 lma             lma      27 body-motion features from PAD by a nonlinear map
 ==============  =======  ===============================================================
 
@@ -71,7 +72,7 @@ KINDS: dict[str, SynthKind] = {
             talking_face.TalkingFaceOptions, talking_face.write,
         ),
         SynthKind(
-            "ravdess", "ravdess", "RAVDESS-named emotional speech",
+            "ravdess", "ravdess", "RAVDESS-named emotional speech (and face videos)",
             ravdess.RavdessSynthOptions, ravdess.write, ravdess.check,
         ),
         SynthKind("lma", "lma", "LMA body-motion features from PAD", lma.LmaSynthOptions, lma.write),
