@@ -23,7 +23,8 @@ from affectlab.cli.common import mlflow_option, num_cpus_option, set_option, ver
 def command(space: str, out: str, samples: int | None, resume: bool, make_report: bool,
             overrides: tuple[str, ...], mlflow: bool | None, num_cpus: int | None, verbose: bool) -> None:
     """Search SPACE (search_spaces/<experiment>.yaml: base, space, tune) with Optuna's TPE,
-    stopping poor trials early with ASHA; every trial trains like `affectlab train`.
+    stopping poor trials early with ASHA, or run every point of a grid (tune.search: grid,
+    Optuna's GridSampler); every trial trains like `affectlab train`.
 
     Progress is printed as trials start and finish; at the end the best configuration is
     written to OUT/best_config.yaml and a report to OUT/report/. --set overrides keys of the

@@ -141,8 +141,9 @@ def _overview(spec: dict[str, Any], trials: list[TrialRow], metric: str) -> str:
         f"ASHA (grace period {asha.get('grace_period')}, reduction factor {asha.get('reduction_factor')})"
         if asha else "no early stopping"
     )
+    search = "grid search (order" if tune.get("search") == "grid" else "TPE (seed"
     return (
-        f"Optuna TPE (seed {tune.get('seed')}) with {stop}, objective {tune.get('mode')} {metric} "
+        f"Optuna {search} {tune.get('seed')}) with {stop}, objective {tune.get('mode')} {metric} "
         f"of the weights each training keeps; {spec.get('num_samples')} trials requested, "
         f"{len(trials)} started ({shown}); {epochs} training epochs in all. The best configuration "
         f"is the best trial that ran its whole epoch budget (trials stopped early are not candidates)."
@@ -187,8 +188,9 @@ def _describe(dim: dict[str, Any]) -> str:
             low, high = dim[kind]
             step = f" step {dim['step']}" if dim.get("step") else ""
             return f"{kind} [{low}, {high}]{step}"
-    if "choice" in dim:
-        return "choice {" + ", ".join(map(str, dim["choice"])) + "}"
+    for kind in ("choice", "grid"):
+        if kind in dim:
+            return kind + " {" + ", ".join(map(str, dim[kind])) + "}"
     return "-"
 
 

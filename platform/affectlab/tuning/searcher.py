@@ -27,6 +27,12 @@ the trial's value.
 intermediate values (the pruner's rungs), the sampler's history. A resumed sweep opens the same
 journal and carries on; nothing is read from Tune's experiment state or from private attributes.
 
+**Grid searches** (``tune.search: grid``) use :class:`SweepGridSampler`, Optuna's
+``GridSampler``: the study's first ``n`` trials take the ``n`` combinations in the sampler's
+seeded order, later ones (a resume) the combinations no trial has taken yet; a combination whose
+trial failed or was interrupted is queued again by the resumed run
+(:func:`affectlab.tuning.state.requeue_failed`), so each runs until it finishes and never after.
+
 **Duplicates.** In a discrete space TPE often proposes a configuration that was already trained.
 Training is deterministic for a given configuration and seed, so :meth:`StudyDriver.ask` tells
 Optuna the earlier result for such a proposal at once (user attribute ``duplicate_of``: it never
@@ -36,10 +42,11 @@ counts as a trial of the sweep) and asks again, a bounded number of times.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import optuna
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
@@ -52,6 +59,7 @@ __all__ = [
     "StudyDriver",
     "StudyScheduler",
     "StudySearcher",
+    "SweepGridSampler",
     "is_duplicate",
     "kept_value",
 ]
@@ -65,6 +73,26 @@ EPOCHS_ATTR = "epochs"  # user attribute: epochs the trial trained
 def is_duplicate(trial: Any) -> bool:
     """True for study entries that stand for an earlier trial's result (not trained)."""
     return DUPLICATE_ATTR in trial.user_attrs
+
+
+class SweepGridSampler(optuna.samplers.GridSampler):
+    """Optuna's ``GridSampler`` for a study driven by ask-and-tell from Tune.
+
+    The one change: telling the trial that completes the grid does not call ``Study.stop``
+    (``GridSampler.after_trial`` does, and outside ``Study.optimize`` that raises
+    ``RuntimeError``, Optuna's documented ask-and-tell caveat). A sweep ends when Tune has run
+    its number of trials, the number of combinations.
+
+    Args:
+        grid: Searched key -> its values (:attr:`affectlab.tuning.space.Sweep.grid`).
+        seed: Fixes the (shuffled) order in which the combinations are taken.
+    """
+
+    def __init__(self, grid: Mapping[str, Sequence[Any]], seed: int = 0) -> None:
+        super().__init__({key: list(values) for key, values in grid.items()}, seed=seed)
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Sequence[float] | None) -> None:
+        """Nothing: the number of Tune trials, not ``Study.stop``, ends a grid search."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,25 @@ A sweep file is an experiment file (``search_spaces/<name>.yaml``, see
       trial_runner: auto                     # in_process | ray_train (auto: by scaling.num_workers)
       asha: {grace_period: 1, reduction_factor: 2, max_t: null}   # null max_t: training.max_epochs;
                                              # asha: null trains every trial to the end
+      search: tpe                            # tpe (default) | grid
+
+**Grid searches** (``tune.search: grid``) try every combination of the space once, with Optuna's
+``GridSampler``; every entry must then have a finite list of values::
+
+    space:
+      training.class_weights: {grid: [true, false]}        # the values themselves (any scalars)
+      model.name: {choice: [stacked, encdec]}               # a choice: its values
+      model.kwargs.hidden: {int: [8, 32], step: 8}          # 8, 16, 24, 32
+      model.kwargs.dropout: {uniform: [0.0, 0.2], step: 0.1}   # 0.0, 0.1, 0.2 (points up to high)
+    tune: {search: grid}
+
+``loguniform``, and ``int`` / ``uniform`` without a ``step``, have no grid points: the error names
+the key and what to write instead (``{grid: [...]}`` with the values, or a ``step``). A ``grid:``
+entry needs ``search: grid`` (for TPE, write ``choice:``). In a grid search ``num_samples``
+defaults to the number of points and any other number is an error (each point runs once;
+a partial grid is a TPE sweep over ``choice`` entries); ``seed`` sets the (shuffled) order of
+the points, ``startup_trials`` is unused; there is **no early stopping unless ``asha:`` is given**
+explicitly (every point trains to its own end).
 
 Every problem is reported at once: bad distributions, unknown ``tune`` keys, space keys that are
 not keys of ``base`` (named), and space values that ``base`` would reject (each distribution's
@@ -46,6 +65,7 @@ __all__ = [
     "Dimension",
     "Sweep",
     "TuneSettings",
+    "grid_size",
     "load_sweep",
     "parse_sweep",
     "trial_config",
@@ -55,7 +75,8 @@ Scalar = bool | int | float | str
 
 
 class Dimension(StrictModel):
-    """One searched value: exactly one of ``loguniform``, ``uniform``, ``int`` or ``choice``."""
+    """One searched value: exactly one of ``loguniform``, ``uniform``, ``int``, ``choice`` or
+    ``grid`` (the values of a grid search, ``tune.search: grid``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -63,23 +84,25 @@ class Dimension(StrictModel):
     uniform: tuple[float, float] | None = None
     int_range: tuple[int, int] | None = Field(default=None, alias="int")
     choice: tuple[Scalar, ...] | None = Field(default=None, min_length=1)
+    grid: tuple[Scalar, ...] | None = Field(default=None, min_length=1, description="grid search: every value")
     step: float | None = Field(default=None, gt=0, description="grid step for uniform / int")
     log: bool = Field(default=False, description="int only: sample on a log scale")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Dimension:
-        kinds = [k for k in ("loguniform", "uniform", "int_range", "choice") if getattr(self, k) is not None]
+        kinds = [k for k in ("loguniform", "uniform", "int_range", "choice", "grid") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("give exactly one of loguniform: [lo, hi], uniform: [lo, hi], int: [lo, hi], choice: [...]")
+            raise ValueError("give exactly one of loguniform: [lo, hi], uniform: [lo, hi], int: [lo, hi], "
+                             "choice: [...], grid: [...]")
         kind = self.kind
-        if kind != "choice":
+        if kind not in ("choice", "grid"):
             low, high = self.bounds
             if not low < high:
                 raise ValueError(f"{kind}: low must be below high, got [{low}, {high}]")
             if kind == "loguniform" and low <= 0:
                 raise ValueError(f"loguniform: bounds must be > 0, got [{low}, {high}]")
-        elif len(set(map(repr, self.choice or ()))) != len(self.choice or ()):
-            raise ValueError(f"choice: values must be distinct, got {list(self.choice or ())}")
+        elif len(set(map(repr, self.values))) != len(self.values):
+            raise ValueError(f"{kind}: values must be distinct, got {list(self.values)}")
         if self.step is not None and kind not in ("uniform", "int"):
             raise ValueError(f"step applies to uniform and int only, not {kind}")
         if self.step is not None and kind == "int" and self.step != int(self.step):
@@ -90,11 +113,17 @@ class Dimension(StrictModel):
 
     @property
     def kind(self) -> str:
-        """``"loguniform"``, ``"uniform"``, ``"int"`` or ``"choice"``."""
-        for name, attr in (("loguniform", "loguniform"), ("uniform", "uniform"), ("int", "int_range")):
+        """``"loguniform"``, ``"uniform"``, ``"int"``, ``"choice"`` or ``"grid"``."""
+        kinds = (("loguniform", "loguniform"), ("uniform", "uniform"), ("int", "int_range"), ("grid", "grid"))
+        for name, attr in kinds:
             if getattr(self, attr) is not None:
                 return name
         return "choice"
+
+    @property
+    def values(self) -> tuple[Scalar, ...]:
+        """The listed values of a ``choice`` or ``grid`` (empty for a range)."""
+        return self.choice or self.grid or ()
 
     @property
     def bounds(self) -> tuple[Any, Any]:
@@ -103,17 +132,50 @@ class Dimension(StrictModel):
 
     def corners(self) -> list[Any]:
         """Values that must all be valid in the base config: both ends, or every choice."""
-        if self.kind == "choice":
-            return list(self.choice or ())
+        if self.kind in ("choice", "grid"):
+            return list(self.values)
         low, high = self.bounds
         return [low, high]
 
+    def grid_points(self) -> list[Any]:
+        """Every value a grid search tries: the listed values, or a stepped range's points from
+        ``low`` up to ``high`` (``high`` itself when it is on the step).
+
+        Raises:
+            ValueError: The dimension has no finite set of points (``loguniform``, or ``int`` /
+                ``uniform`` without a ``step``); the message says what to write instead.
+        """
+        if self.kind in ("choice", "grid"):
+            return list(self.values)
+        low, high = self.bounds
+        if self.kind == "loguniform":
+            shown = ", ".join(f"{v:g}" for v in _log_points(low, high))
+            raise ValueError(f"loguniform [{low:g}, {high:g}] has no grid points in a grid search (tune.search: grid); "
+                             f"list the values to try, e.g. {{grid: [{shown}]}}")
+        if self.kind == "int" and self.log:
+            powers = [2 ** k for k in range(int(high).bit_length() + 1) if low < 2 ** k < high]
+            shown = ", ".join(map(str, [low, *powers, high]))
+            raise ValueError(f"int [{low}, {high}] with log: true has no grid points in a grid search "
+                             f"(tune.search: grid); list the values to try, e.g. {{grid: [{shown}]}}")
+        if self.step is None:
+            if self.kind == "int":
+                raise ValueError(f"int [{low}, {high}] needs a step in a grid search (tune.search: grid): "
+                                 f"{{int: [{low}, {high}], step: 1}} tries all {high - low + 1} integers; "
+                                 f"or list the values, {{grid: [{low}, {high}]}}")
+            raise ValueError(f"uniform [{low:g}, {high:g}] needs a step in a grid search (tune.search: grid), e.g. "
+                             f"{{uniform: [{low:g}, {high:g}], step: {(high - low) / 4:g}}}; or list the values, "
+                             f"{{grid: [{low:g}, {high:g}]}}")
+        if self.kind == "int":
+            return list(range(int(low), int(high) + 1, int(self.step)))
+        count = math.floor((high - low) / self.step + 1e-9) + 1
+        return [float(f"{low + i * self.step:.12g}") for i in range(count)]  # 0.30000000000000004 -> 0.3
+
     def to_optuna(self) -> Any:
-        """The equivalent ``optuna.distributions`` object."""
+        """The equivalent ``optuna.distributions`` object (a grid: categorical over its values)."""
         from optuna import distributions as d
 
-        if self.kind == "choice":
-            return d.CategoricalDistribution(list(self.choice or ()))
+        if self.kind in ("choice", "grid"):
+            return d.CategoricalDistribution(list(self.values))
         low, high = self.bounds
         if self.kind == "loguniform":
             return d.FloatDistribution(low, high, log=True)
@@ -123,8 +185,8 @@ class Dimension(StrictModel):
 
     def describe(self) -> str:
         """Short human form, e.g. ``loguniform[0.0001, 0.01]``."""
-        if self.kind == "choice":
-            return "choice{" + ", ".join(map(str, self.choice or ())) + "}"
+        if self.kind in ("choice", "grid"):
+            return self.kind + "{" + ", ".join(map(str, self.values)) + "}"
         low, high = self.bounds
         extra = f" step {self.step:g}" if self.step else ""
         return f"{self.kind}[{low:g}, {high:g}]{extra}"
@@ -148,7 +210,11 @@ class AshaSettings(StrictModel):
 
 
 class TuneSettings(StrictModel):
-    """How a sweep searches: objective, budget, concurrency, seeds and early stopping."""
+    """How a sweep searches: objective, budget, concurrency, seeds and early stopping.
+
+    ``search: grid`` tries every combination of the space once (see the module docstring):
+    ``num_samples`` is then the number of combinations and ``asha`` is off unless given.
+    """
 
     metric: str = Field(default="val_uar", pattern=r"^[A-Za-z0-9_/.-]+$")
     mode: Literal["max", "min"] = "max"
@@ -160,6 +226,9 @@ class TuneSettings(StrictModel):
         default="auto", description="auto: in-process for one CPU worker, a TorchTrainer otherwise"
     )
     asha: AshaSettings | None = AshaSettings()
+    search: Literal["tpe", "grid"] = Field(
+        default="tpe", description="tpe: Optuna's TPE proposes num_samples trials; grid: every combination once"
+    )
 
 
 @dataclass(frozen=True)
@@ -172,6 +241,11 @@ class Sweep:
     source: str
 
     @property
+    def grid(self) -> dict[str, list[Any]]:
+        """A grid search's values per searched key (:meth:`Dimension.grid_points`)."""
+        return {key: dim.grid_points() for key, dim in self.space.items()}
+
+    @property
     def max_t(self) -> int:
         """Epoch budget of one trial (ASHA's ``max_t``, else the base's ``max_epochs``)."""
         if self.tune.asha and self.tune.asha.max_t:
@@ -179,13 +253,32 @@ class Sweep:
         return int(self.base.training.max_epochs)
 
     def fingerprint(self) -> str:
-        """Hash of everything that defines the search except the number of samples."""
+        """Hash of everything that defines the search except the number of samples.
+
+        ``search: tpe`` (the default) is left out, so that sweeps started before grid searches
+        existed keep their fingerprint (and can be resumed).
+        """
+        ignored = {"num_samples", "max_concurrent"} | ({"search"} if self.tune.search == "tpe" else set())
         blob = {
             "base": self.base.model_dump(mode="json"),
             "space": {k: v.model_dump(mode="json", by_alias=True, exclude_none=True) for k, v in self.space.items()},
-            "tune": self.tune.model_dump(mode="json", exclude={"num_samples", "max_concurrent"}),
+            "tune": self.tune.model_dump(mode="json", exclude=ignored),
         }
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def grid_size(grid: Mapping[str, list[Any]]) -> int:
+    """Number of combinations of a grid (see :attr:`Sweep.grid`)."""
+    return math.prod(len(values) for values in grid.values())
+
+
+def _log_points(low: float, high: float) -> list[float]:
+    """A suggestion for a log-scale grid: both ends and the powers of ten between them."""
+    decades = [10.0 ** e for e in range(math.ceil(math.log10(low)), math.floor(math.log10(high)) + 1)]
+    inner = [v for v in decades if low < v < high and not math.isclose(v, low) and not math.isclose(v, high)]
+    if not inner:
+        inner = [float(f"{math.sqrt(low * high):.2g}")]
+    return [low, *inner, high]
 
 
 def trial_config(base: Any, params: Mapping[str, Any]) -> Any:
@@ -233,8 +326,13 @@ def _problem_lines(exc: ConfigError, prefix: str) -> list[str]:
     return lines
 
 
-def _space_problems(raw: Mapping[str, Any], base: Any) -> tuple[dict[str, Dimension], list[str]]:
+def _space_problems(raw: Mapping[str, Any], base: Any, *, grid: bool | None = False
+                    ) -> tuple[dict[str, Dimension], list[str]]:
+    """The space's dimensions and its problems. ``grid``: a grid search, whose entries must all
+    have grid points and whose every point (not just the end points) is checked against the base;
+    None: the kind of search is unknown (``tune.search`` is invalid), neither rule applies."""
     dims: dict[str, Dimension] = {}
+    candidates: dict[str, list[Any]] = {}
     problems: list[str] = []
     for key, value in raw.items():
         if not isinstance(value, Mapping):
@@ -250,10 +348,22 @@ def _space_problems(raw: Mapping[str, Any], base: Any) -> tuple[dict[str, Dimens
         if bad is not None:
             problems.append(f"  - space.{key}: not a key of the base config ({bad!r} is unknown there)")
             continue
+        if grid:
+            try:
+                candidates[key] = dim.grid_points()
+            except ValueError as exc:
+                problems.append(f"  - space.{key}: {exc}")
+                continue
+        elif dim.kind == "grid" and grid is not None:
+            problems.append(f"  - space.{key}: grid: [...] lists the values of a grid search: add `search: grid` to "
+                            f"tune (every combination once), or write choice: [...] for TPE")
+            continue
+        else:
+            candidates[key] = dim.corners()
         dims[key] = dim
     if base is None:  # the base config is invalid: its own problems are reported instead
         return dims, problems
-    return dims, problems + _value_problems(base, dims, combinations=not problems)
+    return dims, problems + _value_problems(base, candidates, combinations=not problems)
 
 
 def _rejection(base: Any, params: Mapping[str, Any]) -> str | None:
@@ -266,33 +376,34 @@ def _rejection(base: Any, params: Mapping[str, Any]) -> str | None:
 
 
 def _value_problems(
-    base: Any, dims: Mapping[str, Dimension], *, combinations: bool = True, max_combinations: int = 512
+    base: Any, candidates: Mapping[str, list[Any]], *, combinations: bool = True, max_combinations: int = 512
 ) -> list[str]:
     """A space must not be able to propose an invalid config.
 
-    Each end point / choice is checked with the other dimensions at their first value (so a
+    ``candidates`` are each key's values to check (a dimension's end points / choices, or every
+    point of a grid search). Each is checked with the other keys at their first value (so a
     ``model.kwargs`` key is judged with the searched ``model.name``), then, when there are at
     most ``max_combinations``, every combination of them.
     """
-    if not dims:
+    if not candidates:
         return []
-    reference = {k: d.corners()[0] for k, d in dims.items()}
+    reference = {k: values[0] for k, values in candidates.items()}
     if _rejection(base, reference):  # locate the culprits one dimension at a time
-        problems = _corner_problems(base, dims, {})
+        problems = _corner_problems(base, candidates, {})
         return problems or _combination_problem(base, [reference])
-    problems = _corner_problems(base, dims, reference)
-    if problems or not combinations or math.prod(len(d.corners()) for d in dims.values()) > max_combinations:
+    problems = _corner_problems(base, candidates, reference)
+    if problems or not combinations or math.prod(len(v) for v in candidates.values()) > max_combinations:
         return problems
-    keys = list(dims)
-    combos = (dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(dims[k].corners() for k in keys)))
+    keys = list(candidates)
+    combos = (dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(candidates[k] for k in keys)))
     return _combination_problem(base, combos)
 
 
-def _corner_problems(base: Any, dims: Mapping[str, Dimension], reference: Mapping[str, Any]) -> list[str]:
-    """Each dimension's end points / choices, the other dimensions held at ``reference``."""
+def _corner_problems(base: Any, candidates: Mapping[str, list[Any]], reference: Mapping[str, Any]) -> list[str]:
+    """Each key's candidate values, the other keys held at ``reference``."""
     problems = []
-    for key, dim in dims.items():
-        for value in dim.corners():
+    for key, values in candidates.items():
+        for value in values:
             why = _rejection(base, {**reference, key: value})
             if why:
                 others = ", ".join(f"{k}={v!r}" for k, v in reference.items() if k != key)
@@ -354,16 +465,37 @@ def parse_sweep(data: Mapping[str, Any], *, source: str = "<sweep>", overrides: 
     if not isinstance(sections["space"], Mapping) or not isinstance(sections["tune"], Mapping):
         problems.append("  - space, tune: must be mappings")
         sections = {"space": {}, "tune": {}}
-    dims, space_problems = _space_problems(sections["space"], base)
-    problems.extend(space_problems)
-    tune = TuneSettings()
+    tune, tune_problems = TuneSettings(), []
     try:
         tune = validate(TuneSettings, sections["tune"] or {}, source=source)
     except ConfigError as exc:
-        problems.extend(_problem_lines(exc, "tune"))
+        tune_problems = _problem_lines(exc, "tune")
+    grid: bool | None = tune.search == "grid"
+    if tune_problems:  # tune is invalid: judge the space by what search says, if it says something valid
+        grid = {None: False, "tpe": False, "grid": True}.get((sections["tune"] or {}).get("search"))
+    dims, space_problems = _space_problems(sections["space"], base, grid=grid)
+    problems.extend(space_problems)
+    problems.extend(tune_problems)
+    if grid and not tune_problems and not space_problems and dims:
+        tune, grid_problems = _grid_settings(tune, {k: d.grid_points() for k, d in dims.items()})
+        problems.extend(grid_problems)
     if problems or base is None:
         raise ConfigError(f"{source}: {len(problems)} problem(s) in sweep file:\n" + "\n".join(problems))
     return Sweep(base=base, space=dims, tune=tune, source=source)
+
+
+def _grid_settings(tune: TuneSettings, grid: Mapping[str, list[Any]]) -> tuple[TuneSettings, list[str]]:
+    """A grid search's settings: ``num_samples`` is the number of combinations (a different
+    explicit number is a problem) and ``asha`` is off unless the file gives it."""
+    size = grid_size(grid)
+    if "num_samples" in tune.model_fields_set and tune.num_samples != size:
+        shape = f" ({' x '.join(str(len(values)) for values in grid.values())})" if len(grid) > 1 else ""
+        return tune, [f"  - tune.num_samples: {tune.num_samples}, but the grid has {size} points{shape} and a grid "
+                      f"search runs each once: leave num_samples out (it defaults to {size}) or set it to {size}"]
+    update: dict[str, Any] = {"num_samples": size}
+    if "asha" not in tune.model_fields_set:
+        update["asha"] = None  # every point trains to its own end unless early stopping is asked for
+    return tune.model_copy(update=update), []
 
 
 def load_sweep(path: str, overrides: Iterable[str] = ()) -> Sweep:

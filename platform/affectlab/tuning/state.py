@@ -13,7 +13,8 @@ Layout of a sweep output ``<out>`` (a local path or ``s3://`` URI)::
 The Optuna study is the source of truth for resuming: trials it holds as finished (COMPLETE or
 PRUNED) are never run again, trials it holds as running were interrupted and are queued to run
 again first, the TPE sampler sees the whole history and the pruner (ASHA) sees every trial's
-per-epoch objective, so its rungs survive the interruption. Nothing is taken from Tune's own
+per-epoch objective, so its rungs survive the interruption. In a grid search, combinations whose
+trial failed are queued again as well (:func:`requeue_failed`). Nothing is taken from Tune's own
 experiment state: each (resumed) run is a new Tune experiment that the study drives. Optuna's
 journal is an append-only local file; for ``s3://`` outputs it (and the ledger) live in a local
 cache directory and are uploaded after every finished trial and at the end
@@ -33,7 +34,7 @@ from affectlab import storage
 from affectlab.errors import ConfigError, StorageError
 
 __all__ = ["StudyHistory", "SweepPaths", "best_trial", "check_output", "next_part", "open_study", "prepare_history",
-           "read_ledger", "write_spec"]
+           "read_ledger", "requeue_failed", "write_spec"]
 
 STUDY_NAME = "affectlab-sweep"
 
@@ -178,6 +179,7 @@ class StudyHistory:
     requeued: int = 0
     total_trials: int = 0
     best_value: float | None = None
+    retried: int = 0  # grid searches: failed combinations queued again (requeue_failed)
 
 
 def prepare_history(study: Any) -> StudyHistory:
@@ -205,6 +207,33 @@ def prepare_history(study: Any) -> StudyHistory:
     best = best_trial(study)
     history.best_value = None if best is None else float(best.value)
     return history
+
+
+def requeue_failed(study: Any) -> int:
+    """Grid searches: queue again every combination that no trial has finished and none waits
+    for, but a trial has tried (it failed, or its driver was interrupted).
+
+    Optuna's ``GridSampler`` counts a failed trial's combination as visited and would not offer
+    it again; a resumed grid search runs it (first, like an interrupted trial), and no
+    combination that finished (COMPLETE or PRUNED) runs again. Call after
+    :func:`prepare_history`, whose re-queued interrupted trials count as waiting.
+
+    Returns:
+        The number of combinations queued.
+    """
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    finished = [t.params for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    # a queued trial's parameters: where Study.enqueue_trial keeps them (its skip_if_exists reads them there too)
+    waiting = [t.system_attrs.get("fixed_params", {}) for t in trials if t.state == TrialState.WAITING]
+    queued = 0
+    for trial in trials:
+        if trial.state == TrialState.FAIL and trial.params and trial.params not in finished + waiting:
+            study.enqueue_trial(dict(trial.params), skip_if_exists=False)
+            waiting.append(dict(trial.params))
+            queued += 1
+    return queued
 
 
 def best_trial(study: Any) -> Any:

@@ -10,6 +10,12 @@ keeps, :mod:`affectlab.tuning.searcher`) and Optuna's ``SuccessiveHalvingPruner`
 successive halving, ASHA) stops the losers at its rungs; concurrency follows the cluster's CPUs;
 ``resume=True`` continues a sweep whose driver was interrupted (see :mod:`affectlab.tuning.state`).
 
+A grid search (``tune.search: grid``) replaces TPE with Optuna's ``GridSampler``
+(:class:`~affectlab.tuning.searcher.SweepGridSampler`): the sweep has one trial per combination
+of the space (:attr:`~affectlab.tuning.space.Sweep.grid`), each searched key a categorical over
+its grid values; a resume runs the combinations that have not finished (failed ones again) and
+none that has. Without an explicit ``tune.asha`` nothing is stopped early.
+
 The best trial is the best of the trials that ran their whole epoch budget (Optuna's COMPLETE
 state; a pruned trial's value is the objective after fewer epochs than its configuration says);
 ``<out>/best_config.yaml`` is exactly the configuration it trained
@@ -25,10 +31,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from affectlab import storage
+from affectlab.errors import ConfigError
 from affectlab.runtime import quiet_tune_output
 from affectlab.tracking import Tracking, track_sweep
 from affectlab.tuning import state as st
-from affectlab.tuning.space import Sweep
+from affectlab.tuning.space import Sweep, grid_size
 from affectlab.tuning.trainable import (
     TrainFn,
     TuneReporter,
@@ -41,8 +48,8 @@ from affectlab.tuning.trainable import (
     trial_run_config,
 )
 
-__all__ = ["SweepSummary", "TrainFn", "TuneReporter", "make_trainable", "objective_key", "pruner", "run_sweep",
-           "shared_corpus", "trial_resources", "trial_run_config"]
+__all__ = ["SweepSummary", "TrainFn", "TuneReporter", "make_trainable", "objective_key", "open_sweep_study", "pruner",
+           "run_sweep", "sampler", "shared_corpus", "study_driver", "trial_resources", "trial_run_config"]
 
 
 @dataclass(frozen=True)
@@ -87,22 +94,66 @@ def pruner(sweep: Sweep) -> Any:
     )
 
 
-def _driver(sweep: Sweep, journal: Any, study_name: str, history_trials: int) -> Any:
-    """The study driver of this run: the study loaded with this run's sampler and the pruner."""
+def sampler(sweep: Sweep, history_trials: int = 0) -> Any:
+    """This run's Optuna sampler: seeded TPE, or the grid sampler of a grid search."""
     import optuna
 
-    from affectlab.tuning.searcher import StudyDriver
+    from affectlab.tuning.searcher import SweepGridSampler
 
+    if sweep.tune.search == "grid":  # the same seed in every run: the grid's order must not change
+        return SweepGridSampler(sweep.grid, seed=sweep.tune.seed)
     # A resumed run must not replay the seeded random start-up proposals of the first run:
     # offset the seed by the number of trials already in the study (still deterministic).
-    sampler = optuna.samplers.TPESampler(
+    return optuna.samplers.TPESampler(
         seed=sweep.tune.seed + history_trials,
         n_startup_trials=sweep.tune.startup_trials,
         constant_liar=True,
     )
-    study = optuna.load_study(study_name=study_name, storage=journal, sampler=sampler, pruner=pruner(sweep))
-    return StudyDriver(study, {k: v.to_optuna() for k, v in sweep.space.items()}, metric=objective_key(sweep),
-                       mode=sweep.tune.mode, max_t=sweep.max_t)
+
+
+def study_driver(sweep: Sweep, journal: Any, study_name: str, history_trials: int) -> Any:
+    """The study driver of this run: the study loaded with this run's sampler and the pruner."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+
+    from affectlab.tuning.searcher import StudyDriver
+
+    study = optuna.load_study(study_name=study_name, storage=journal, sampler=sampler(sweep, history_trials),
+                              pruner=pruner(sweep))
+    if sweep.tune.search == "grid":  # exactly the grid's values (a stepped range: its points)
+        space = {k: CategoricalDistribution(values) for k, values in sweep.grid.items()}
+    else:
+        space = {k: v.to_optuna() for k, v in sweep.space.items()}
+    return StudyDriver(study, space, metric=objective_key(sweep), mode=sweep.tune.mode, max_t=sweep.max_t)
+
+
+def open_sweep_study(sweep: Sweep, paths: st.SweepPaths) -> tuple[Any, Any, st.StudyHistory]:
+    """Open (or create) the sweep's study and settle what earlier runs left.
+
+    Interrupted trials are failed and queued again (:func:`~affectlab.tuning.state.prepare_history`);
+    in a grid search, so are combinations whose trials failed (:func:`~affectlab.tuning.state.requeue_failed`).
+
+    Returns:
+        ``(study, journal storage, history)``.
+    """
+    study, journal = st.open_study(paths, direction="maximize" if sweep.tune.mode == "max" else "minimize",
+                                   pruner=pruner(sweep))
+    history = st.prepare_history(study)
+    if sweep.tune.search == "grid":
+        history.retried = st.requeue_failed(study)
+    return study, journal, history
+
+
+def _total(sweep: Sweep, samples: int | None, recorded: dict[str, Any] | None) -> int:
+    """Trials the sweep has in all: ``samples``, else as recorded (resume), else ``tune.num_samples``;
+    a grid search has exactly one per combination."""
+    if sweep.tune.search == "grid":
+        size = grid_size(sweep.grid)
+        if samples is not None and samples != size:
+            raise ConfigError(f"{sweep.source}: --samples {samples}, but the grid search has {size} points and runs "
+                              f"each once; leave --samples out")
+        return size
+    return samples or (recorded or {}).get("num_samples") or sweep.tune.num_samples
 
 
 def run_sweep(
@@ -121,7 +172,8 @@ def run_sweep(
     Args:
         sweep: The validated sweep (see :func:`affectlab.tuning.space.load_sweep`).
         out: Output directory or ``s3://`` URI.
-        samples: Number of trials in all (default: ``tune.num_samples``; on resume: as recorded).
+        samples: Number of trials in all (default: ``tune.num_samples``; on resume: as recorded);
+            a grid search: the number of combinations (the default; any other is an error).
         resume: Continue the sweep in ``out``: finished trials are kept, interrupted ones rerun.
         train_fn: Training function (default: the one behind ``affectlab train``).
         echo: Progress output (None for silence).
@@ -135,29 +187,27 @@ def run_sweep(
     Raises:
         StorageError: ``out`` already holds a sweep (without ``resume``) or none (with it).
         ConfigError: On resume, the sweep file differs from the recorded one; a tracking store
-            that cannot be used.
+            that cannot be used; ``samples`` other than a grid search's number of combinations.
     """
     from affectlab.tuning.callbacks import SweepLedger
 
     out = storage.absolute(out)  # trials run in other processes
     paths = st.SweepPaths.for_output(out)
     recorded = _read_spec(paths) if resume else None
-    total = samples or (recorded or {}).get("num_samples") or sweep.tune.num_samples
+    total = _total(sweep, samples, recorded)
     st.write_spec(paths, _spec(sweep, total), resume=resume)
     with track_sweep(tracking, sweep.base, out=paths.out, resume=resume) as tracking_callbacks:
         if resume:
             paths.pull()
         else:
             paths.reset_local()
-        study, journal = st.open_study(paths, direction="maximize" if sweep.tune.mode == "max" else "minimize",
-                                       pruner=pruner(sweep))
-        history = st.prepare_history(study)
+        study, journal, history = open_sweep_study(sweep, paths)
         remaining = total - history.finished
         _say(echo, _opening(sweep, paths.out, total, history, remaining))
         if remaining <= 0:
             return _finish(sweep, paths, study, total, ran=0, epochs=0, echo=echo)
 
-        driver = _driver(sweep, journal, study.study_name, history.total_trials)
+        driver = study_driver(sweep, journal, study.study_name, history.total_trials)
         ledger = SweepLedger(
             paths.ledger, part=st.next_part(paths), metric=objective_key(sweep), mode=sweep.tune.mode, total=total,
             driver=driver, first_number=_trials_started(paths) + 1, best=history.best_value, echo=echo,
@@ -219,15 +269,20 @@ def _opening(sweep: Sweep, out: str, total: int, history: st.StudyHistory, remai
         f"ASHA (grace {asha.grace_period}, factor {asha.reduction_factor:g}, max {sweep.max_t} epochs)"
         if asha else f"no early stopping ({sweep.max_t} epochs)"
     )
+    search = f"Optuna TPE (seed {sweep.tune.seed})"
+    if sweep.tune.search == "grid":
+        shape = " x ".join(str(len(v)) for v in sweep.grid.values())
+        search = f"Optuna grid search ({shape} = {grid_size(sweep.grid)} points, order seed {sweep.tune.seed})"
     lines = [
         f"[sweep] {sweep.source} -> {out}",
         f"[sweep] {sweep.tune.mode} {sweep.tune.metric} over {dims}",
-        f"[sweep] Optuna TPE (seed {sweep.tune.seed}) + {stop}; {total} trials",
+        f"[sweep] {search} + {stop}; {total} trials",
     ]
-    if history.finished or history.requeued:
+    if history.finished or history.requeued or history.retried:
+        retried = f", {history.retried} failed combination(s) queued again" if history.retried else ""
         lines.append(
             f"[sweep] resuming: {history.finished} trial(s) already finished, "
-            f"{history.requeued} interrupted trial(s) re-queued, {max(remaining, 0)} to run"
+            f"{history.requeued} interrupted trial(s) re-queued{retried}, {max(remaining, 0)} to run"
         )
     return "\n".join(lines)
 
