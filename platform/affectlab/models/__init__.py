@@ -9,6 +9,9 @@ Seed 003 (per-step binary AU activity): ``stacked``, ``stacked_intraatt``,
 one takes ``forward(x (B, T, D), mask (B, T)) -> logits (B, T)`` and offers
 ``regularization_loss()``. Seed 000: ``f0_to_au`` (see :mod:`affectlab.models.f0_to_au`). ``quadratic_game``: two players
 (an ``nn.ModuleDict``) of the game that checks the training loop (:mod:`affectlab.models.game`).
+Seed 001 (emotion, :mod:`affectlab.models.emotion`): ``emotion_cnn`` (face crops
+``forward(x (B, C, S, S)) -> logits (B, K)``, the seed's ``net_4``) and ``speech_emotion_mlp``
+(openSMILE functionals ``forward(x (B, D)) -> logits (B, K)``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from torch import nn
 
 from affectlab.errors import ConfigError, unknown_name_error
 from affectlab.models import builders
+from affectlab.models.emotion import emotion_cnn, speech_emotion_mlp
 from affectlab.models.game import quadratic_game
 
 __all__ = ["MODELS", "build_model", "model_options"]
@@ -35,6 +39,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "enc_interatt_dec_intraatt": builders.enc_interatt_dec_intraatt,
     "f0_to_au": builders.f0_to_au,
     "quadratic_game": quadratic_game,
+    "emotion_cnn": emotion_cnn,
+    "speech_emotion_mlp": speech_emotion_mlp,
 }
 
 

@@ -5,7 +5,9 @@
 
 :func:`write_report` recognises what an output directory holds (a sweep, a CV grid, a training
 run) and also looks one level down, so a directory holding several (the demo's) gets one report
-with a section for each.
+with a section for each. Emotion runs (``target.task == "emotion"``) get the single-frame and
+full-video tables of :mod:`affectlab.reporting.emotion`; a directory with several of them (face,
+speech, fusion; a mean-face ablation) also gets a comparison of their test scores first.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def write_report(uri: str, *, out: str | None = None) -> str:
     Raises:
         StorageError: ``uri`` holds nothing to report.
     """
+    from affectlab.reporting.emotion import emotion_runs_section, is_emotion_run
     from affectlab.reporting.runs_section import cv_section, run_section
     from affectlab.reporting.sweep_section import sweep_section
 
@@ -90,6 +93,7 @@ def write_report(uri: str, *, out: str | None = None) -> str:
     def write_png(name: str, data: bytes) -> None:
         storage.write_bytes(storage.join(out, name), data)
 
+    emotion_runs_section(doc, [where for kind, where in outputs if kind == "run" and is_emotion_run(where)])
     counts: dict[str, int] = {}
     for kind, where in outputs:
         counts[kind] = counts.get(kind, 0) + 1

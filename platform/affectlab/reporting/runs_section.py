@@ -26,8 +26,13 @@ _FOLD_COLUMNS = ["fold", "test_subject", "au", "kind", "arch", "feature_set", "u
 
 
 def is_run(uri: str) -> bool:
-    """True when ``uri`` holds the outputs of one training."""
-    return storage.exists(storage.join(uri, "result.json")) and storage.exists(storage.join(uri, "history.parquet"))
+    """True when ``uri`` holds the outputs of one training (``result.json`` and ``history.parquet``;
+    an emotion run, e.g. a late fusion of other runs, needs only ``result.json``)."""
+    from affectlab.reporting.emotion import is_emotion_run
+
+    if not storage.exists(storage.join(uri, "result.json")):
+        return False
+    return storage.exists(storage.join(uri, "history.parquet")) or is_emotion_run(uri)
 
 
 def is_cv(uri: str) -> bool:
@@ -45,16 +50,33 @@ def _history(run_dir: str) -> dict[str, dict[int, float]]:
     return curves
 
 
-def run_section(doc: Document, uri: str, write_png: WritePng, *, prefix: str = "run") -> None:
-    """Append one training run: its result table, learning curves and test confusion matrix."""
-    summary = json.loads(storage.read_text(storage.join(uri, "result.json")))
+def _describe(summary: dict[str, Any], uri: str) -> str:
+    """One sentence on what the run trained (an emotion run without a model: a late fusion of runs)."""
     target = summary.get("target", {})
-    doc.heading(f"Training run: {summary.get('name', uri)}")
-    doc.text(
-        f"{summary.get('model')} on {summary.get('feature_set')}, target {target.get('au')} {target.get('kind')} "
+    if target.get("task") != "emotion":
+        what = f"{target.get('au')} {target.get('kind')}"
+    else:
+        what = f"{summary.get('modality')} emotion ({len(summary.get('classes') or [])} classes)"
+        if "model" not in summary:
+            runs = "; ".join(f"{k}: {v}" for k, v in (summary.get("runs") or {}).items()) or "-"
+            return f"Target {what}, no training of its own (runs {runs}); outputs in {uri}."
+    return (
+        f"{summary.get('model')} on {summary.get('feature_set')}, target {what} "
         f"({target.get('task')}); runner {summary.get('runner')}; {summary.get('epochs')} epochs, best epoch "
         f"{summary.get('best_epoch')} ({summary.get('stop_reason')}); outputs in {uri}."
     )
+
+
+def run_section(doc: Document, uri: str, write_png: WritePng, *, prefix: str = "run") -> None:
+    """Append one training run: its result table, learning curves and test confusion matrix."""
+    from affectlab.reporting.emotion import emotion_section
+
+    summary = json.loads(storage.read_text(storage.join(uri, "result.json")))
+    target = summary.get("target", {})
+    emotion = target.get("task") == "emotion"
+    kind = "Emotion run" if emotion and "model" not in summary else "Training run"  # a late fusion trains nothing
+    doc.heading(f"{kind}: {summary.get('name', uri)}")
+    doc.text(_describe(summary, uri))
     rows = []
     for part in ("val", "test", "baseline"):
         for key, value in sorted((summary.get(part) or {}).items()):
@@ -63,9 +85,13 @@ def run_section(doc: Document, uri: str, write_png: WritePng, *, prefix: str = "
         doc.table(Table(["split", "metric", "value"], rows, caption="metrics of the best epoch's model"))
     split = summary.get("split") or {}
     doc.bullets([f"{k} subjects: {', '.join(map(str, v)) or '-'}" for k, v in split.items() if k != "val_samples"])
-    name = f"{prefix}_learning_curves.png"
-    write_png(name, plots.history_png(_history(uri), title=f"{summary.get('name', '')}: learning curves"))
-    doc.image(Image(name, "training and validation metrics per epoch"))
+    if storage.exists(storage.join(uri, "history.parquet")):
+        name = f"{prefix}_learning_curves.png"
+        write_png(name, plots.history_png(_history(uri), title=f"{summary.get('name', '')}: learning curves"))
+        doc.image(Image(name, "training and validation metrics per epoch"))
+    if emotion:  # its own confusion matrices, from the saved predictions
+        emotion_section(doc, uri, write_png, prefix=prefix)
+        return
     found = run_confusion(uri)
     if found is not None:
         matrix, labels = found
