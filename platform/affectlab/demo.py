@@ -25,7 +25,7 @@ from pathlib import Path
 
 from affectlab.errors import StorageError
 
-__all__ = ["DemoSettings", "run_demo"]
+__all__ = ["DemoResult", "DemoSettings", "StepClock", "prepare_out", "run_demo"]
 
 MARKER = "demo.json"
 SPACE_FILE = Path(__file__).resolve().parents[2] / "search_spaces" / "au_003.yaml"
@@ -57,13 +57,18 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _prepare_out(out: str) -> None:
-    """Create ``out``; re-running in an earlier demo's directory starts the later steps afresh."""
+def prepare_out(out: str, fresh: tuple[str, ...] = ("cv", "sweep", "report")) -> None:
+    """Create ``out``; re-running in an earlier demo's directory removes its ``fresh`` sub-directories
+    so those steps start afresh.
+
+    Raises:
+        StorageError: ``out`` holds something other than an earlier demo's output.
+    """
     path = Path(out)
     if path.exists() and any(path.iterdir()) and not (path / MARKER).exists():
         raise StorageError(f"{out} exists and is not an earlier demo output; choose another --out")
     path.mkdir(parents=True, exist_ok=True)
-    for sub in ("cv", "sweep", "report"):
+    for sub in fresh:
         shutil.rmtree(path / sub, ignore_errors=True)
 
 
@@ -102,12 +107,12 @@ def run_demo(out: str = "demo-out", settings: DemoSettings | None = None,
 
     s = settings or DemoSettings()
     out = os.path.abspath(out)
-    _prepare_out(out)
+    prepare_out(out)
     space_file = space_file or str(SPACE_FILE)
     if not os.path.exists(space_file):
         raise StorageError(f"{space_file} not found: run the demo from a checkout of the repository")
     result = DemoResult(out=out, report="")
-    clock = _Clock(result, echo)
+    clock = StepClock(result, echo)
     cv_base = load_sweep(space_file, _base_overrides(out, s, s.cv_epochs)).base  # fail early on config problems
     sweep = load_sweep(space_file, [*_base_overrides(out, s, s.sweep_epochs), f"tune.asha.max_t={s.sweep_epochs}",
                                     "tune.asha.grace_period=2", "tune.startup_trials=3"])
@@ -132,13 +137,13 @@ def run_demo(out: str = "demo-out", settings: DemoSettings | None = None,
     return result
 
 
-class _Clock:
+class StepClock:
     """Times each step and prints its start and duration."""
 
     def __init__(self, result: DemoResult, echo: Callable[[str], None]) -> None:
         self.result, self.echo = result, echo
 
-    def __call__(self, title: str) -> _Clock:
+    def __call__(self, title: str) -> StepClock:
         self.title = title
         return self
 

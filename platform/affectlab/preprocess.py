@@ -258,6 +258,7 @@ def preprocess(
                                model_dir=model_dir, mean_face=mean_face, backend_options=landmark_options)
     result = PreprocessResult(out=out)
     run_id = uuid.uuid4().hex[:8]
+    io.write_clip_labels(out, manifest)
     with ray_session(num_cpus=num_cpus, verbose=verbose):
         for plan in plans:
             stage = run_stage(manifest, plan.extractor_cls, plan.kwargs, out=out, batch_size=batch_size,

@@ -6,21 +6,38 @@ import click
 
 
 @click.command("demo")
-@click.option("--out", default="demo-out", show_default=True, help="Output directory (local).")
+@click.argument("which", type=click.Choice(["au", "emotion"]), default="au", required=False)
+@click.option("--out", default=None, help="Output directory (local; default demo-out, or demo-emotion).")
 @click.option("--subjects", type=click.IntRange(min=3), default=5, show_default=True, help="Speakers (= LOSO folds).")
 @click.option("--items", type=click.IntRange(min=2), default=8, show_default=True, help="Recordings per speaker.")
 @click.option("--samples", type=click.IntRange(min=2), default=8, show_default=True, help="Sweep trials.")
 @click.option("--num-cpus", type=click.IntRange(min=1), default=None,
               help="CPUs for the embedded local Ray (default: all).")
-def command(out: str, subjects: int, items: int, samples: int, num_cpus: int | None) -> None:
-    """Run the platform end to end on a small synthetic corpus, on an embedded local Ray:
-    synthesise speech with planted AUs, preprocess it with Ray Data, leave-one-speaker-out
-    cross-validation as Ray Tune trials, a small Optuna + ASHA sweep with Ray Tune, and a report.
-    """
-    from affectlab.demo import DemoSettings, run_demo
+def command(which: str, out: str | None, subjects: int, items: int, samples: int, num_cpus: int | None) -> None:
+    """Run the platform end to end on a small synthetic corpus, on an embedded local Ray.
 
-    settings = DemoSettings(subjects=subjects, items=items, sweep_samples=samples, num_cpus=num_cpus)
-    result = run_demo(out, settings, echo=click.echo)
+    WHICH is `au` (default): synthesise speech with planted AUs, preprocess it with Ray Data,
+    leave-one-speaker-out cross-validation as Ray Tune trials, a small Optuna + ASHA sweep and a
+    report. `emotion`: RAVDESS-named audio-visual files, landmarks + face crops + eGeMAPS
+    functionals, seed 001's face CNN on Ray Train, a speech classifier, their late fusion and a
+    report with the seed's tables (--subjects / --items set actors and files per actor).
+    """
+    if which == "emotion":
+        from affectlab.emotion_demo import EmotionDemoSettings, run_emotion_demo
+
+        ctx = click.get_current_context()
+        sizes = {}
+        if ctx.get_parameter_source("subjects") == click.core.ParameterSource.COMMANDLINE:
+            sizes["actors"] = subjects
+        if ctx.get_parameter_source("items") == click.core.ParameterSource.COMMANDLINE:
+            sizes["items"] = items
+        result = run_emotion_demo(out or "demo-emotion", EmotionDemoSettings(num_cpus=num_cpus, **sizes),
+                                  echo=click.echo)
+    else:
+        from affectlab.demo import DemoSettings, run_demo
+
+        settings = DemoSettings(subjects=subjects, items=items, sweep_samples=samples, num_cpus=num_cpus)
+        result = run_demo(out or "demo-out", settings, echo=click.echo)
     click.echo("")
     for step, seconds in result.seconds.items():
         click.echo(f"  {seconds:7.1f} s  {step}")

@@ -5,6 +5,8 @@ Layout under ``<out>`` (a local directory or ``s3://bucket/prefix``)::
     features/<set>/version=<v>/part-*.parquet   one row per recording (sets: egemaps, compare,
                                                 egemaps_functionals, compare_functionals, video sets)
     labels/<set>/version=<v>/part-*.parquet     frame labels aligned to the feature frames (set: au)
+    labels/clips/version=<v>/clips.parquet      clip labels of every manifest row (emotion,
+                                                transcript, valence, arousal, dominance)
     errors/<stage>-<v>.parquet                  one row per failed recording of the last run
     stats/<set>/version=<v>/subject_stats.parquet   per-subject mean/std (speaker normalisation)
     stats/<set>/version=<v>/class_counts.json   AU phase class counts (label sets)
@@ -66,6 +68,8 @@ __all__ = [
     "label_names",
     "latest_version",
     "list_versions",
+    "iter_set_batches",
+    "load_clip_labels",
     "load_errors",
     "load_features",
     "load_labels",
@@ -73,7 +77,10 @@ __all__ = [
     "set_dir",
     "sidecar_dir",
     "staging_dir",
+    "write_clip_labels",
 ]
+
+CLIP_LABEL_COLUMNS = ("sample_id", "dataset", "subject", "emotion", "transcript", "valence", "arousal", "dominance")
 
 
 def set_dir(out: str, kind: str, name: str, version: str | None = None) -> str:
@@ -201,6 +208,29 @@ def read_dataset(out: str, name: str, *, kind: str = "features", version: str | 
     return ds
 
 
+def iter_set_batches(out: str, name: str, *, kind: str = "features", version: str | None = None,
+                     columns: list[str] | None = None, sample_ids: list[str] | None = None,
+                     batch_rows: int = 8) -> Any:
+    """The rows of a set as small Arrow tables, read file by file in this process (no Ray): the
+    in-process counterpart of :func:`read_dataset`, holding ``batch_rows`` recordings at a time."""
+    import pyarrow.parquet as pq
+
+    version = version or latest_version(out, kind, name)
+    uri = set_dir(out, kind, name, version)
+    files = storage.list_files(uri, suffix=".parquet")
+    if not files:
+        raise StorageError(f"no Parquet files in {uri}")
+    keep = None if sample_ids is None else _KeepRows(sample_ids)
+    for file in files:
+        fs, path = storage.filesystem(file)
+        with fs.open_input_file(path) as handle:
+            for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows, columns=columns):
+                table = pa.Table.from_batches([batch])
+                table = keep(table) if keep is not None else table
+                if table.num_rows:
+                    yield table
+
+
 class _KeepRows:
     """``map_batches`` function: the rows of an Arrow batch whose ``sample_id`` is in a set."""
 
@@ -209,6 +239,40 @@ class _KeepRows:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return batch.filter(pc.is_in(batch.column("sample_id"), value_set=self.keep))
+
+
+def write_clip_labels(out: str, manifest: pa.Table) -> str:
+    """Write the manifest's clip-level labels as ``labels/clips`` (one row per recording, no media
+    paths) and mark that version latest; returns the version. The version is a hash of the
+    content, so an unchanged manifest rewrites nothing new and a changed one adds a version."""
+    import hashlib
+
+    table = manifest.select([c for c in CLIP_LABEL_COLUMNS if c in manifest.column_names])
+    table = table.sort_by("sample_id")
+    digest = hashlib.sha256()
+    for column in table.columns:
+        digest.update(repr(column.to_pylist()).encode())
+    version = "v" + digest.hexdigest()[:12]
+    uri = storage.join(set_dir(out, "labels", "clips", version), "clips.parquet")
+    if not storage.exists(uri):
+        storage.write_parquet(table, uri)
+    marker = {"version": version, "rows": table.num_rows, "columns": table.column_names}
+    storage.write_text(storage.join(set_dir(out, "labels", "clips"), "_latest.json"), json.dumps(marker, indent=1))
+    return version
+
+
+def load_clip_labels(out: str, *, version: str | None = None) -> pa.Table:
+    """The clip labels written by :func:`write_clip_labels` (latest version by default).
+
+    Raises:
+        StorageError: ``out`` has no clip labels (preprocessed before they were written: re-run
+            ``affectlab preprocess``; finished stages are skipped).
+    """
+    try:
+        return _load(out, "labels", "clips", version, None)
+    except StorageError as exc:
+        raise StorageError(f"{exc}; clip labels (emotion, transcript...) are written by `affectlab preprocess`: "
+                           "run it again on this output (finished stages are skipped)") from None
 
 
 def load_errors(out: str) -> pa.Table:

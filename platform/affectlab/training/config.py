@@ -30,6 +30,10 @@ from affectlab.errors import ConfigError
 __all__ = [
     "CheckpointSettings",
     "DataConfig",
+    "EmotionSettings",
+    "PlateauSettings",
+    "SEED001_EMOTIONS",
+    "SubjectSplit",
     "Experiment",
     "ExperimentConfig",
     "FailureSettings",
@@ -66,6 +70,83 @@ class ValidationSplit(StrictModel):
     fraction: float = Field(default=0.2, gt=0, lt=1)
 
 
+SEED001_EMOTIONS = ("angry", "calm", "disgust", "fear", "happy", "sad", "surprise")
+
+
+def _actors(first: int, last: int) -> tuple[str, ...]:
+    return tuple(f"actor_{i:02d}" for i in range(first, last + 1))
+
+
+class SubjectSplit(StrictModel):
+    """A fixed subject-disjoint split (subject ids as the manifest names them, e.g. ``actor_21``)."""
+
+    train: tuple[str, ...] = Field(default=_actors(1, 18), min_length=1)
+    val: tuple[str, ...] = Field(default=_actors(19, 20), min_length=1)
+    test: tuple[str, ...] = Field(default=_actors(21, 24))
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> SubjectSplit:
+        parts = {"train": self.train, "val": self.val, "test": self.test}
+        seen: dict[str, str] = {}
+        problems = []
+        for part, subjects in parts.items():
+            for subject in subjects:
+                if subject in seen and seen[subject] != part:
+                    problems.append(f"{subject!r} is in both {seen[subject]} and {part}")
+                seen.setdefault(subject, part)
+        if problems:
+            raise ValueError("split parts must not share subjects: " + "; ".join(problems))
+        return self
+
+
+class EmotionSettings(StrictModel):
+    """``data.task: emotion``: categorical emotion per clip, from face crops or speech functionals.
+
+    Defaults follow seed 001's emotion CNN (SEED-NOTES Part B): seven classes in the seed's order
+    with neutral dropped, actors 1-18 / 19-20 / 21-24, the first 21 frames skipped and every 3rd
+    kept, frames balanced per video to the split's minimum, mean-face subtraction, flip and a
+    0.4 x 0.4 cutout in training, the video decided by the mean of its frame probabilities.
+    """
+
+    modality: Literal["face", "speech"] = Field(
+        default="face", description="face: frames of the `face` crop set; speech: one functionals vector per recording")
+    classes: tuple[str, ...] = Field(default=SEED001_EMOTIONS, min_length=2,
+                                     description="class names in output order (RAVDESS 'fearful' and 'surprised' "
+                                                 "are read as 'fear' and 'surprise')")
+    drop: tuple[str, ...] = Field(default=("neutral",), description="emotions left out of every split")
+    split: SubjectSplit = SubjectSplit()
+    crop_size: int | None = Field(default=None, ge=8,
+                                  description="face: which face_<S> column (default: the largest stored)")
+    input_size: int | None = Field(default=None, ge=8,
+                                   description="face: resize crops to this side for the network (default: crop_size)")
+    skip_first_frames: int = Field(default=21, ge=0, description="face: frames dropped at the start of each video")
+    frame_step: int = Field(default=3, ge=1, description="face: keep every n-th frame after the skipped ones")
+    balance_frames: bool = Field(default=True,
+                                 description="face: sample the same number of frames from every video of a split "
+                                             "(the split's minimum)")
+    mean_face: bool = Field(default=True, description="face: subtract the training actors' mean face")
+    flip: bool = Field(default=True, description="face: random horizontal flips in training")
+    cutout: float = Field(default=0.4, ge=0, lt=1,
+                          description="face: side of a random zeroed square in training, as a fraction of the "
+                                      "image side (0: off)")
+    cache: bool = Field(default=True,
+                        description="materialise each part's selected frames once in Ray's object store (spilled "
+                                    "to disk when full); false: re-read and re-select them from Parquet every epoch")
+    video_weighting: Literal["mean", "max"] = Field(
+        default="mean", description="video decision: mean of frame probabilities, or weighted by each frame's "
+                                    "max probability")
+
+    @model_validator(mode="after")
+    def _classes(self) -> EmotionSettings:
+        dupes = sorted({c for c in self.classes if self.classes.count(c) > 1})
+        if dupes:
+            raise ValueError(f"classes {dupes} are listed twice")
+        both = sorted(set(self.classes) & set(self.drop))
+        if both:
+            raise ValueError(f"{both} are both in classes and in drop")
+        return self
+
+
 class DataConfig(StrictModel):
     """Where the preprocessed features and labels are and how to turn them into windows."""
 
@@ -92,6 +173,8 @@ class DataConfig(StrictModel):
                     "the model and orders batches, so changing it never moves a subject between splits",
     )
     subjects: tuple[str, ...] | None = Field(default=None, description="restrict to these subjects")
+    emotion: EmotionSettings = Field(default_factory=EmotionSettings,
+                                     description="data.task: emotion (labels, split, frames, augmentation)")
 
     @field_validator("au_step")
     @classmethod
@@ -143,6 +226,14 @@ class ModelConfig(StrictModel):
         return self
 
 
+class PlateauSettings(StrictModel):
+    """Reduce-on-plateau learning-rate schedule (seed 001's emotion CNN: factor 0.5, patience 2)."""
+
+    factor: float = Field(default=0.5, gt=0, lt=1, description="multiply the learning rate by this")
+    patience: int = Field(default=2, ge=0, description="evaluations without improvement before reducing")
+    min_lr: float = Field(default=0.0, ge=0)
+
+
 class TrainingSettings(StrictModel):
     """Optimisation and early stopping (defaults: 003, IV-C)."""
 
@@ -150,8 +241,16 @@ class TrainingSettings(StrictModel):
     batch_size: int = Field(default=32, ge=1)
     max_epochs: int = Field(default=100, ge=1)
     patience: int = Field(default=5, ge=1)
-    prev_rounds: int = Field(default=15, ge=1)
-    last_top_results: int = Field(default=10, ge=1)
+    prev_rounds: int = Field(
+        default=15, ge=0,
+        description="warm-up epochs and moving-average length of seed 003's rule; 0 = classic early stopping "
+                    "(patience against the best earlier value)",
+    )
+    last_top_results: int = Field(
+        default=10, ge=1,
+        description="the best epoch is chosen among the last this many (a value >= max_epochs: the best of "
+                    "the run, i.e. Keras' restore_best_weights)",
+    )
     monitor: str = Field(
         default="val_uar", pattern=r"^val_[a-z0-9_]+$",
         description="early-stopping metric: val_ + one of the task's metrics (the task says which are "
@@ -191,6 +290,11 @@ class TrainingSettings(StrictModel):
                     "parameters (a digest per module, all-gathered); a mismatch stops training with an "
                     "error naming the module and step. For debugging a task's DDP use; costs one "
                     "all-gather per step",
+    )
+    lr_plateau: PlateauSettings | None = Field(
+        default=None,
+        description="reduce every optimizer's learning rate when training.monitor stops improving "
+                    "(torch ReduceLROnPlateau); None: constant learning rate",
     )
     update_rate: int = Field(
         default=1, ge=0,
@@ -334,7 +438,7 @@ def model_problems(name: str, kwargs: Mapping[str, Any]) -> list[str]:
 
     if name not in MODELS:
         return [f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}"]
-    filled = next((spec.data_kwargs for spec in TASKS.values() if name in spec.models), {})
+    filled = next((spec.placeholder_kwargs(name) for spec in TASKS.values() if name in spec.models), {})
     reserved = [k for k in kwargs if k in filled]
     if reserved:
         return [f"model.kwargs: {reserved} are filled in from the data; remove them"]

@@ -206,6 +206,19 @@ def _train_round(task: Task, ctx: StepContext, batches: Iterable[dict[str, Any]]
     return {f"train_{n}": reduced[i] / max(reduced[k + i], 1e-12) for i, n in enumerate(names)}
 
 
+def plateau_schedulers(optimizers: dict[str, torch.optim.Optimizer], settings: TrainingSettings,
+                       mode: str) -> dict[str, torch.optim.lr_scheduler.ReduceLROnPlateau]:
+    """One reduce-on-plateau scheduler per optimizer, stepped with the monitored metric after every
+    evaluation (``training.lr_plateau``; none when it is unset). Every rank sees the same
+    validation metric, so the learning rates stay equal across ranks."""
+    plateau = settings.lr_plateau
+    if plateau is None:
+        return {}
+    return {name: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, factor=plateau.factor,
+                                                             patience=plateau.patience, min_lr=plateau.min_lr)
+            for name, opt in optimizers.items()}
+
+
 def fit(
     task: Task,
     modules: dict[str, nn.Module],
@@ -238,12 +251,15 @@ def fit(
     mode = "max" if task.is_higher_better(settings.monitor) else "min"
     rounds = settings.max_evaluations
     stopper = EarlyStopping(settings.patience, settings.prev_rounds, settings.last_top_results, mode, max_epochs=rounds)
+    schedulers = plateau_schedulers(optimizers, settings, mode)
     history: list[dict[str, float]] = []
     recent: dict[int, ModuleStates] = {}
     state = reporter.restore()
     start, resumed, stream = 0, None, BatchStream(train_batches)
     if state:
         start = resumed = _restore(state, plain, ctx, stopper, history, recent)
+        for name, scheduler in schedulers.items():
+            scheduler.load_state_dict(state.get("schedulers", {}).get(name) or scheduler.state_dict())
         stream = BatchStream(train_batches, int(state["data_epoch"]), int(state["data_consumed"]))
     interval = settings.evaluation_interval
     stop = stopper.stop_reason is not None
@@ -263,6 +279,9 @@ def fit(
                    **task.evaluate(plain, val_batches(), dist.device, prefix="val_")}
         metrics["epoch_s"] = time.perf_counter() - started  # training + validation of this round
         metrics["elapsed_s"] = time.perf_counter() - t0  # since fit() started (includes reports)
+        for name, scheduler in schedulers.items():
+            scheduler.step(metrics[settings.monitor])
+            metrics[f"lr_{name}"] = float(scheduler.get_last_lr()[0])
         stop = bool(_all_reduce([float(stopper.update(metrics[settings.monitor]))], dist, op="max")[0])
         recent[rnd] = _cpu_states(plain)
         for old in [r for r in recent if r <= rnd - settings.last_top_results]:
@@ -273,6 +292,7 @@ def fit(
                  "data_consumed": stream.consumed, "modules": recent[rnd],
                  "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
                  "scalers": {n: s.state_dict() for n, s in ctx.scalers.items()},
+                 "schedulers": {n: s.state_dict() for n, s in schedulers.items()},
                  "stopper": stopper.state_dict(), "history": history, "recent": recent, "rng": torch.get_rng_state()}
         reporter.report(dict(metrics), state)
     best = stopper.best_epoch or (history[-1]["epoch"] if history else 0)

@@ -172,6 +172,13 @@ def train(
             store cannot be used.
     """
     tracker = open_tracker(tracking) if tracking is not None else None
+    if config.data.task == "emotion":
+        from affectlab.training.emotion_run import train_emotion
+
+        result = train_emotion(config, out=out, reporter=reporter, resume_from=resume_from, write=write)
+        if tracker is not None:
+            log_train(tracker, result)
+        return result
     started = time.perf_counter()
     prepared = prepare(config, corpus)
     if config.scaling.runner == "in_process":

@@ -62,7 +62,7 @@ def load_checkpoint_state(directory: str, expected: str | None = None) -> dict[s
     return state
 
 
-def _batch_seed(seed: int, epoch: int, rank: int) -> int:
+def batch_seed(seed: int, epoch: int, rank: int) -> int:
     return (seed * 1_000_003 + epoch * 10_007 + rank) % (2**32)
 
 
@@ -130,19 +130,28 @@ def run_in_process(config: ExperimentConfig, prepared: Prepared, *, reporter: Re
         resume_from: A checkpoint directory (from an earlier report) to resume.
         device: Override the device (default: ``cuda`` if requested and available, else ``cpu``).
     """
+    t = config.training
+    return run_in_process_batches(
+        config, data_info(prepared),
+        lambda epoch: batches(prepared.train, t.batch_size, seed=batch_seed(t.seed, epoch, 0)),
+        lambda: batches(prepared.val, t.batch_size),
+        reporter=reporter, resume_from=resume_from, device=device,
+    )
+
+
+def run_in_process_batches(config: ExperimentConfig, info: DataInfo, train_batches: Callable[[int], Iterable[Any]],
+                           val_batches: Callable[[], Iterable[Any]], *, reporter: Reporter | None = None,
+                           resume_from: str | None = None, device: str | None = None) -> LoopOutput:
+    """:func:`run_in_process` for any batch source: ``train_batches(epoch)`` and ``val_batches()``
+    give iterables of numpy batches (e.g. ``Dataset.iter_batches`` of streamed Ray Datasets)."""
     device = device or ("cuda" if config.scaling.use_gpu and torch.cuda.is_available() else "cpu")
     fp = fingerprint(config)
     resume = load_checkpoint_state(resume_from, fp) if resume_from else None
     with torch_threads(_threads(config)):
-        task = build_task(config, data_info(prepared))
-        modules = {name: m.to(device) for name, m in build_modules(config, task, prepared.model_kwargs).items()}
-        t = config.training
-        return fit(
-            task, modules,
-            lambda epoch: batches(prepared.train, t.batch_size, seed=_batch_seed(t.seed, epoch, 0)),
-            lambda: batches(prepared.val, t.batch_size),
-            t, _LocalReporter(reporter, resume, fp), dist=DistInfo(0, 1, device),
-        )
+        task = build_task(config, info)
+        modules = {name: m.to(device) for name, m in build_modules(config, task, info.model_kwargs).items()}
+        return fit(task, modules, train_batches, val_batches, config.training,
+                   _LocalReporter(reporter, resume, fp), dist=DistInfo(0, 1, device))
 
 
 @contextmanager
@@ -190,7 +199,7 @@ class _RayTrainReporter:
 SHUFFLE_BATCHES = 8
 
 
-def _shard_batches(shard: Any, batch_size: int, *, seed: int | None = None) -> Iterable[dict[str, Any]]:
+def shard_batches(shard: Any, batch_size: int, *, seed: int | None = None) -> Iterable[dict[str, Any]]:
     """One streamed pass over a Ray Data shard: numpy batches, shuffled within a local buffer
     when ``seed`` is given (the shard is never read whole into the worker)."""
     if seed is None:
@@ -253,8 +262,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> LoopOutput:
     per_worker = max(1, t.batch_size // world)
     return fit(
         task, modules,
-        lambda epoch: _shard_batches(train_shard, per_worker, seed=_batch_seed(t.seed, epoch, rank)),
-        lambda: _shard_batches(val_shard, t.batch_size),
+        lambda epoch: shard_batches(train_shard, per_worker, seed=batch_seed(t.seed, epoch, rank)),
+        lambda: shard_batches(val_shard, t.batch_size),
         t, _RayTrainReporter(rank, loop_config["fingerprint"]),
         dist=DistInfo(rank, world, str(device)),
     )

@@ -137,7 +137,7 @@ def test_task_registry_names_task_and_model_when_they_do_not_fit() -> None:
     assert task_model_problem("au", "stacked") is None
     problem = task_model_problem("au", "f0_to_au")
     assert "data.task='au'" in problem and "model.name='f0_to_au'" in problem and "f0_to_au" in problem
-    with pytest.raises(RegistryError, match="known: au, f0_to_au, game"):
+    with pytest.raises(RegistryError, match="known: au, emotion, f0_to_au, game"):
         task_spec("gam")
     with pytest.raises(ConfigError, match="quadratic_game"):
         load_experiment("search_spaces/au_003.yaml", ["data.features=/x", "data.task=game"])
@@ -154,3 +154,23 @@ def test_iteration_budget_settings() -> None:
     assert s.evaluation_interval == 100 and s.max_evaluations == 11
     assert TrainingSettings(max_iterations=1000).evaluation_interval == 100
     assert TrainingSettings(max_epochs=7).max_evaluations == 7 and TrainingSettings().evaluation_interval is None
+
+
+def test_reduce_on_plateau_lowers_every_learning_rate_only_when_the_monitor_stalls() -> None:
+    """training.lr_plateau: the game stalls near its equilibrium, so the rate halves there;
+    without the setting (the negative control) it never changes. The scheduler state resumes."""
+    data = _data()
+    plateau = {"factor": 0.5, "patience": 0}
+    reporter = MemoryReporter()
+    _game(_settings(lr_plateau=plateau, max_iterations=1200), reporter, data)
+    rates = [(r["lr_x"], r["lr_y"]) for r in reporter.rows]
+    assert rates[0] == (0.05, 0.05)  # still improving after the first evaluation
+    assert rates[-1][0] < 0.05 and rates[-1][0] == rates[-1][1]
+    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
+    constant = MemoryReporter()
+    _game(_settings(max_iterations=1200), constant, data)
+    assert not any(k.startswith("lr_") for k in constant.rows[-1])
+    # resume from round 6: the schedule continues where it was (same rates as uninterrupted)
+    resumed = MemoryReporter(resume=reporter.states[5])
+    _game(_settings(lr_plateau=plateau, max_iterations=1200), resumed, data)
+    assert [(r["lr_x"], r["lr_y"]) for r in resumed.rows] == rates[6:]

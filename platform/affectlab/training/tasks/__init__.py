@@ -12,6 +12,7 @@ any data is read.
 ``au``         the seed-003 networks (``stacked`` ...)     loss, uar, accuracy, f1
 ``f0_to_au``   ``f0_to_au``                                loss, uar, accuracy, mae, ccc
 ``game``       ``quadratic_game``                          loss, distance
+``emotion``    ``emotion_cnn`` (face), ``speech_emotion_mlp``  loss, accuracy, video_accuracy, uar
 =============  ==========================================  ===================================
 
 A new family adds a module here with its Task subclass and one :func:`register_task` call.
@@ -29,6 +30,7 @@ from affectlab.errors import ConfigError, unknown_name_error
 from affectlab.training.losses import class_weights as eq11_weights
 from affectlab.training.tasks.base import (DataInfo, SingleModelTask, StepContext, StepOutput, Task,
                                            unwrap)
+from affectlab.training.tasks.emotion import EmotionTask
 from affectlab.training.tasks.frame import FrameTask
 from affectlab.training.tasks.game import GameTask
 from affectlab.training.tasks.seq2seq import Seq2SeqTask
@@ -36,7 +38,7 @@ from affectlab.training.tasks.seq2seq import Seq2SeqTask
 if TYPE_CHECKING:
     from affectlab.training.config import ExperimentConfig
 
-__all__ = ["TASKS", "DataInfo", "FrameTask", "GameTask", "Seq2SeqTask", "SingleModelTask", "StepContext",
+__all__ = ["TASKS", "DataInfo", "EmotionTask", "FrameTask", "GameTask", "Seq2SeqTask", "SingleModelTask", "StepContext",
            "StepOutput", "Task", "TaskSpec", "build_task", "register_task", "task_model_problem", "task_spec",
            "unwrap"]
 
@@ -51,6 +53,12 @@ class TaskSpec:
     metrics: tuple[str, ...]
     data_kwargs: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    model_data_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def placeholder_kwargs(self, model: str) -> dict[str, Any]:
+        """Placeholder data keywords for ``model`` (its own entry in ``model_data_kwargs``, else
+        ``data_kwargs``): enough to build a throw-away model that validates ``model.kwargs``."""
+        return self.model_data_kwargs.get(model, self.data_kwargs)
 
 
 TASKS: dict[str, TaskSpec] = {}
@@ -137,3 +145,13 @@ register_task(TaskSpec("f0_to_au", _f0_to_au, ("f0_to_au",), Seq2SeqTask.metrics
                        "seed 000: F0 tokens to AU intensity tokens"))
 register_task(TaskSpec("game", _game, ("quadratic_game",), GameTask.metrics, {"input_dim": 2},
                        "two-player quadratic game with a known equilibrium (checks the loop)"))
+
+
+def _emotion(config: ExperimentConfig, info: DataInfo) -> Task:
+    return EmotionTask(config, {"n_classes": len(config.data.emotion.classes), **info.extra})
+
+
+register_task(TaskSpec("emotion", _emotion, ("emotion_cnn", "speech_emotion_mlp"), EmotionTask.metrics,
+                       description="seed 001: categorical emotion from face crops (or speech functionals)",
+                       model_data_kwargs={"emotion_cnn": {"n_classes": 7, "input_size": 16, "in_channels": 1},
+                                          "speech_emotion_mlp": {"n_classes": 7, "input_dim": 4}}))
