@@ -53,11 +53,12 @@ def he_normal_(weight: torch.Tensor, generator: torch.Generator | None = None) -
         return nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-2.0 * std, b=2.0 * std, generator=generator)
 
 
-def _conv_block(in_ch: int, out_ch: int, kernel: int, dropout: float | None) -> nn.Sequential:
+def _conv_block(in_ch: int, out_ch: int, kernel: int, dropout: float | None,
+                bn_momentum: float = KERAS_BN_MOMENTUM) -> nn.Sequential:
     """(B, in_ch, S, S) -> (B, out_ch, S/2, S/2)."""
     layers: list[nn.Module] = [
         nn.Conv2d(in_ch, out_ch, kernel, padding="same"),  # (B, out_ch, S, S)
-        nn.BatchNorm2d(out_ch, eps=KERAS_BN_EPS, momentum=KERAS_BN_MOMENTUM),
+        nn.BatchNorm2d(out_ch, eps=KERAS_BN_EPS, momentum=bn_momentum),
         nn.ELU(),
         nn.MaxPool2d(2),  # (B, out_ch, S/2, S/2)
     ]
@@ -71,13 +72,13 @@ class EmotionCNN(nn.Module):
 
     def __init__(
         self, input_size: int, in_channels: int, n_classes: int, widths: Sequence[int], kernels: Sequence[int],
-        dense: int, conv_dropout: float, dense_dropout: float,
+        dense: int, conv_dropout: float, dense_dropout: float, bn_momentum: float = KERAS_BN_MOMENTUM,
     ) -> None:
         super().__init__()
         self.input_size, self.in_channels = input_size, in_channels
         channels = [in_channels, *widths]
         self.features = nn.Sequential(*(
-            _conv_block(channels[i], channels[i + 1], kernels[i], None if i == 0 else conv_dropout)
+            _conv_block(channels[i], channels[i + 1], kernels[i], None if i == 0 else conv_dropout, bn_momentum)
             for i in range(len(widths))
         ))
         side = input_size // 2 ** len(widths)  # 112 -> 7 with four blocks
@@ -85,7 +86,7 @@ class EmotionCNN(nn.Module):
         self.head = nn.Sequential(
             nn.Flatten(),  # (B, flat_dim)
             nn.Linear(self.flat_dim, dense),  # (B, dense)
-            nn.BatchNorm1d(dense, eps=KERAS_BN_EPS, momentum=KERAS_BN_MOMENTUM),
+            nn.BatchNorm1d(dense, eps=KERAS_BN_EPS, momentum=bn_momentum),
             nn.ELU(),
             nn.Dropout(dense_dropout),
             nn.Linear(dense, n_classes),  # (B, n_classes): logits
@@ -156,8 +157,14 @@ def _int_list(checks: _Checks, key: str, value: Any, *, allow_empty: bool) -> li
 def emotion_cnn(
     *, input_size: int = 112, in_channels: int = 1, n_classes: int = 7, widths: Sequence[int] = (32, 64, 128, 256),
     kernels: Sequence[int] = (5, 5, 3, 3), dense: int = 128, conv_dropout: float = 0.5, dense_dropout: float = 0.6,
+    bn_momentum: float = KERAS_BN_MOMENTUM,
 ) -> nn.Module:
     """Seed 001's face emotion CNN (``net_4``): logits (B, n_classes) from images (B, C, S, S).
+
+    ``bn_momentum`` is torch's (weight of the new batch in the running statistics): Keras'
+    default 0.01 (``momentum=0.99``) needs a few hundred steps before evaluation-mode outputs
+    mean anything, as in the seed's 362 steps per epoch; small corpora (tens of steps per epoch)
+    want torch's 0.1.
 
     Raises:
         ConfigError: Bad options, e.g. ``input_size`` not divisible by ``2 ** len(widths)`` (16).
@@ -171,6 +178,8 @@ def emotion_cnn(
         checks.problems.append(f"kernels={kernels!r}: must have one kernel size per width ({len(width_list)})")
     checks.unit_interval("conv_dropout", conv_dropout)
     checks.unit_interval("dense_dropout", dense_dropout)
+    if not 0 < bn_momentum <= 1:
+        checks.problems.append(f"bn_momentum={bn_momentum!r}: must be in (0, 1]")
     factor = 2 ** max(len(width_list), 1)
     if isinstance(input_size, int) and not isinstance(input_size, bool) and input_size >= 1 and input_size % factor:
         near = [n for n in (input_size // factor * factor, (input_size // factor + 1) * factor) if n > 0]
@@ -180,7 +189,7 @@ def emotion_cnn(
         )
     checks.done()
     return EmotionCNN(input_size, in_channels, n_classes, width_list, kernel_list, dense, float(conv_dropout),
-                      float(dense_dropout))
+                      float(dense_dropout), float(bn_momentum))
 
 
 def speech_emotion_mlp(

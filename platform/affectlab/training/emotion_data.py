@@ -236,7 +236,9 @@ def _part_arrays(config: ExperimentConfig, feature_set: str, column: str, clips:
     mapper, columns, rows = _row_mapper(config, column, clips)
     pieces = [mapper(t) for t in io.iter_set_batches(config.data.features, feature_set, columns=columns,
                                                      sample_ids=[c["sample_id"] for c in clips], batch_rows=rows)]
-    return InMemoryPart({k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]})
+    arrays = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+    order = np.lexsort((arrays["frame"], arrays["sample_id"]))  # independent of how the files were committed
+    return InMemoryPart({k: v[order] for k, v in arrays.items()})
 
 
 class InMemoryPart:
