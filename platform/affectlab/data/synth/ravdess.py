@@ -288,7 +288,8 @@ def _write_files(
         if modality == "audio-only":
             write_wav(path, audio, V.SR)
         else:
-            assert frames is not None  # internal: rendered whenever a written modality has frames
+            if frames is None:  # rendered whenever a written modality has frames: a programming error
+                raise RuntimeError(f"{path}: modality {modality!r} needs rendered frames, none were rendered")
             track = audio if modality == "full-AV" else None
             write_mp4(path, frames, fps=opts.fps, audio=track, sample_rate=V.SR)
 
