@@ -168,12 +168,22 @@ def set_columns(out: str, name: str, *, kind: str = "features", version: str | N
     """The column names of a set, from the schema of one of its Parquet files (no data read)."""
     import pyarrow.parquet as pq
 
+    _, files = _visible_files(out, kind, name, version)
+    fs, path = storage.filesystem(files[0])
+    return list(pq.read_schema(path, filesystem=fs).names)
+
+
+def _visible_files(out: str, kind: str, name: str, version: str | None) -> tuple[str, list[str]]:
+    """The set version's directory (latest by default) and its Parquet files.
+
+    Raises:
+        StorageError: No such set, or no Parquet files in it.
+    """
     uri = set_dir(out, kind, name, version or latest_version(out, kind, name))
     files = storage.list_files(uri, suffix=".parquet")
     if not files:
         raise StorageError(f"no Parquet files in {uri}")
-    fs, path = storage.filesystem(files[0])
-    return list(pq.read_schema(path, filesystem=fs).names)
+    return uri, files
 
 
 def read_dataset(out: str, name: str, *, kind: str = "features", version: str | None = None,
@@ -195,11 +205,7 @@ def read_dataset(out: str, name: str, *, kind: str = "features", version: str | 
     """
     import ray.data
 
-    version = version or latest_version(out, kind, name)
-    uri = set_dir(out, kind, name, version)
-    files = storage.list_files(uri, suffix=".parquet")
-    if not files:
-        raise StorageError(f"no Parquet files in {uri}")
+    uri, files = _visible_files(out, kind, name, version)
     fs, _ = storage.filesystem(uri)
     paths = [storage.filesystem(f)[1] for f in files]
     ds = ray.data.read_parquet(paths, filesystem=fs, columns=columns)
@@ -215,11 +221,7 @@ def iter_set_batches(out: str, name: str, *, kind: str = "features", version: st
     in-process counterpart of :func:`read_dataset`, holding ``batch_rows`` recordings at a time."""
     import pyarrow.parquet as pq
 
-    version = version or latest_version(out, kind, name)
-    uri = set_dir(out, kind, name, version)
-    files = storage.list_files(uri, suffix=".parquet")
-    if not files:
-        raise StorageError(f"no Parquet files in {uri}")
+    _, files = _visible_files(out, kind, name, version)
     keep = None if sample_ids is None else _KeepRows(sample_ids)
     for file in files:
         fs, path = storage.filesystem(file)

@@ -86,9 +86,9 @@ def _emotion_task(config: ExperimentConfig, info: DataInfo) -> EmotionTask:
     return task
 
 
-def _predict(config: ExperimentConfig, data: EmotionData, info: DataInfo, states: dict[str, Any]) -> dict[str, dict]:
+def _predict(config: ExperimentConfig, task: EmotionTask, data: EmotionData, info: DataInfo,
+             states: dict[str, Any]) -> dict[str, dict]:
     """Eval-mode predictions of the best weights on every part but train."""
-    task = _emotion_task(config, info)
     modules = build_modules(config, task, info.model_kwargs)
     for name, module in modules.items():
         module.load_state_dict(states[name])
@@ -121,7 +121,7 @@ def train_emotion(config: ExperimentConfig, *, out: str, reporter: Reporter | No
         output, _ = run_ray_train_datasets(config, {"train": data.datasets["train"], "val": data.datasets["val"]},
                                            info, out=out, reporter=reporter)
     task = _emotion_task(config, info)
-    predictions = _predict(config, data, info, output.best_states)
+    predictions = _predict(config, task, data, info, output.best_states)
     best_row = next((r for r in output.history if r["epoch"] == output.best_epoch), output.history[-1])
     val = {k: float(v) for k, v in best_row.items() if k.startswith("val_")}
     test = task.scores(predictions["test"], "test_") if "test" in predictions else {}
