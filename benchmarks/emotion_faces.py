@@ -1,7 +1,7 @@
 """Emotion from faces, speech and their fusion on synthetic RAVDESS video (issue 13's acceptance).
 
     python benchmarks/emotion_faces.py [--actors 24] [--items 14] [--size 96] [--crop 48]
-        [--epochs 15] [--out /tmp/affectlab-emotion-bench] [--seed-recipe]
+        [--epochs 30] [--skip 21] [--frame-step 3] [--out /tmp/affectlab-emotion-bench] [--seed-recipe]
 
 Steps (each skipped when its output exists, so an interrupted run continues):
 
@@ -10,7 +10,10 @@ Steps (each skipped when its output exists, so an interrupted run continues):
 3. the mean-face ablation as ONE grid sweep (``tune.search: grid`` over ``data.emotion.mean_face``,
    two in-process trials side by side) on the planted corpus, actors 1-18 / 19-20 / 21-24;
 4. the face model on the shuffled corpus (same recipe, mean face on);
-5. the speech classifier (eGeMAPS functionals) on both corpora and late fusion with the face run.
+5. the speech classifier (eGeMAPS functionals, z-scored per speaker and, for comparison, only
+   globally) on both corpora and late fusion with the face run;
+6. leave-one-actor-out of the speech classifier (``affectlab cv``'s emotion grid) on both corpora:
+   every recording scored once by a model that never saw its actor (the pooled row).
 
 Prints one table: setting | frame accuracy | full-video accuracy | test videos. The recipe is
 ``search_spaces/emotion.yaml`` (the seed's) at ``--crop`` px with lighter regularisation
@@ -60,7 +63,7 @@ def _prepare(root: str, relation: str, args: argparse.Namespace) -> str:
 def _overrides(prep: str, args: argparse.Namespace) -> list[str]:
     sets = [f"data.features={prep}", f"data.emotion.split={_split(args.actors)}",
             f"data.emotion.crop_size={args.crop}", f"data.emotion.input_size={args.crop}",
-            "data.emotion.skip_first_frames=5", f"data.emotion.frame_step={args.frame_step}",
+            f"data.emotion.skip_first_frames={args.skip}", f"data.emotion.frame_step={args.frame_step}",
             f"training.max_epochs={args.epochs}",
             f"training.patience={args.epochs}", "scaling.runner=in_process", "scaling.torch_threads=1"]
     if not args.seed_recipe:
@@ -85,15 +88,17 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=14)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--crop", type=int, default=48)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--frame-step", type=int, default=5, help="keep every n-th frame (the seed: 3)")
+    parser.add_argument("--skip", type=int, default=21, help="frames skipped at the start (the seed: 21)")
+    parser.add_argument("--frame-step", type=int, default=3, help="keep every n-th frame (the seed: 3)")
     parser.add_argument("--seed-recipe", action="store_true", help="the seed's dropout and cutout")
     parser.add_argument("--out", default="/tmp/affectlab-emotion-bench")
     args = parser.parse_args()
 
     from affectlab.runtime import ray_session
     from affectlab.training.config import load_experiment
+    from affectlab.training.cv import run_cv
     from affectlab.training.emotion_run import fuse
     from affectlab.training.run import train
     from affectlab.tuning import load_sweep, run_sweep
@@ -102,7 +107,8 @@ def main() -> None:
     rows, started = [], time.perf_counter()
     with ray_session():
         preps = {rel: _prepare(root, rel, args) for rel in ("planted", "shuffled")}
-        runs = os.path.join(root, "runs" + ("_seed_recipe" if args.seed_recipe else ""))
+        tag = f"skip{args.skip}_step{args.frame_step}_e{args.epochs}" + ("_seed_recipe" if args.seed_recipe else "")
+        runs = os.path.join(root, f"runs_{tag}")  # a resumed grid must not mix settings
         grid = load_sweep(str(SPACE), [*_overrides(preps["planted"], args), "tune.search=grid",
                                        "space={data.emotion.mean_face: {grid: [true, false]}}",
                                        "tune.asha=null", "tune.num_samples=2", "tune.max_concurrent=2"])
@@ -122,15 +128,26 @@ def main() -> None:
         rows.append(_row("face, shuffled control", train(
             load_experiment(str(SPACE), _overrides(preps["shuffled"], args)).base, out=shuffled).summary()))
         for rel in ("planted", "shuffled"):
-            out = os.path.join(runs, f"speech_{rel}")
-            rows.append(_row(f"speech{', shuffled control' if rel == 'shuffled' else ''}", train(
-                load_experiment(str(SPACE), [*_overrides(preps[rel], args), *SPEECH]).base, out=out).summary()))
+            for norm in ("per_speaker", "global"):
+                out = os.path.join(runs, f"speech_{rel}" + ("" if norm == "per_speaker" else f"_{norm}"))
+                name = f"speech ({norm.replace('_', '-')} z-score){', shuffled control' if rel == 'shuffled' else ''}"
+                rows.append(_row(name, train(load_experiment(str(SPACE), [
+                    *_overrides(preps[rel], args), *SPEECH, f"data.normalisation={norm}"]).base, out=out).summary()))
         fused = fuse(face_with, os.path.join(runs, "speech_planted"), os.path.join(runs, "fusion"))
         rows.append({"setting": "fusion (face with mean face + speech)", "frame_accuracy": None,
                      "video_accuracy": fused["test"]["test_fusion_video_accuracy"],
                      "test_videos": fused["recordings"]})
-    print(f"\n{args.actors} actors x {args.items} files, {args.size} px video, {args.crop} px crops, "
-          f"{args.epochs} epochs, {'seed recipe' if args.seed_recipe else 'light regularisation'}; "
+        for rel in ("planted", "shuffled"):
+            t0 = time.perf_counter()
+            loso = run_cv(load_experiment(str(SPACE), [*_overrides(preps[rel], args), *SPEECH]).base,
+                          out=os.path.join(runs, f"speech_loso_{rel}"))
+            pooled = json.loads(Path(loso.out, "pooled.json").read_text())
+            print(f"speech LOSO ({rel}): {len(loso.rows)} folds in {time.perf_counter() - t0:.0f} s", flush=True)
+            rows.append({"setting": f"speech, leave one actor out, pooled{', shuffled control' if rel == 'shuffled' else ''}",
+                         "frame_accuracy": None, "video_accuracy": pooled["video_accuracy"], "test_videos": pooled["videos"]})
+    print(f"\n{args.actors} actors x {args.items} files, {args.size} px video, {args.crop} px crops, frames from "
+          f"{args.skip} every {args.frame_step}, {args.epochs} epochs, "
+          f"{'seed recipe' if args.seed_recipe else 'light regularisation'}; "
           f"{time.perf_counter() - started:.0f} s in all")
     print("| setting | frame accuracy | full-video accuracy | test videos |\n|---|---|---|---|")
     for row in rows:

@@ -15,12 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from affectlab.errors import ConfigError
 
 __all__ = [
     "StrictModel",
+    "SubjectParts",
     "YamlLoader",
     "apply_overrides",
     "format_validation_error",
@@ -38,6 +39,28 @@ class StrictModel(BaseModel):
     """Base for every affectlab config: unknown keys are rejected and instances are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class SubjectParts(StrictModel):
+    """A subject-disjoint split: train, validation and test subjects (ids as the manifest names
+    them, e.g. ``actor_21``). Dataset cards name such splits (``splits:``); trainings use one."""
+
+    train: tuple[str, ...] = Field(min_length=1)
+    val: tuple[str, ...] = Field(min_length=1)
+    test: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> SubjectParts:
+        seen: dict[str, str] = {}
+        problems = []
+        for part in ("train", "val", "test"):
+            for subject in getattr(self, part):
+                if subject in seen and seen[subject] != part:
+                    problems.append(f"{subject!r} is in both {seen[subject]} and {part}")
+                seen.setdefault(subject, part)
+        if problems:
+            raise ValueError("split parts must not share subjects: " + "; ".join(problems))
+        return self
 
 
 class YamlLoader(yaml.SafeLoader):

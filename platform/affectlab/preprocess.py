@@ -252,13 +252,15 @@ def preprocess(
 
     start = time.perf_counter()
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    manifest = build_manifest(load_card(card_path, overrides))
+    loaded = load_card(card_path, overrides)
+    manifest = build_manifest(loaded)
     plans = plan_stages(manifest, audio=parse_audio_sets(audio), deltas=deltas, f0_step=f0_step, au_step=au_step, labels=labels)
     video_plan = prepare_video(video, landmarks=landmarks, fps=fps, face_sizes=face_sizes, grayscale=grayscale,
                                model_dir=model_dir, mean_face=mean_face, backend_options=landmark_options)
     result = PreprocessResult(out=out)
     run_id = uuid.uuid4().hex[:8]
     io.write_clip_labels(out, manifest)
+    io.write_splits(out, loaded.card.splits)
     with ray_session(num_cpus=num_cpus, verbose=verbose):
         for plan in plans:
             stage = run_stage(manifest, plan.extractor_cls, plan.kwargs, out=out, batch_size=batch_size,

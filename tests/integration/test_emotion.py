@@ -28,6 +28,7 @@ from affectlab.preprocess import preprocess
 from affectlab.reporting import write_report
 from affectlab.reporting.emotion import confusion, video_level
 from affectlab.training.config import load_experiment
+from affectlab.training.cv import run_cv
 from affectlab.training.emotion_run import fuse, read_predictions
 from affectlab.training.run import train
 
@@ -55,9 +56,12 @@ def prepared(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return {rel: _prepare(tmp_path_factory.mktemp(f"emotion-{rel}"), rel) for rel in ("planted", "shuffled")}
 
 
+# global z-scoring: per-speaker statistics from 8 recordings per actor are too noisy here (measured
+# with per_speaker: the fixed split fell below 0.35 and the LOSO pool from 0.233 to 0.163); on the
+# 24-actor benchmark corpus (14 recordings each) per_speaker is better (RESULTS.md)
 SPEECH = ("data.emotion.modality=speech", "data.feature_set=egemaps_functionals", "model.name=speech_emotion_mlp",
           "model.kwargs={hidden: [32], dropout: 0.2}", "training.max_epochs=40", "training.patience=40",
-          "training.batch_size=8")
+          "training.batch_size=8", "data.normalisation=global")
 
 
 def _config(features: str, *extra: str):  # noqa: ANN202
@@ -75,7 +79,8 @@ def runs(prepared: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> 
     out = {name: str(root / name) for name in ("face", "speech", "fusion", "speech_shuffled")}
     train(_config(prepared["planted"]), out=out["face"])
     for relation, name in (("planted", "speech"), ("shuffled", "speech_shuffled")):
-        train(_config(prepared[relation], *SPEECH), out=out[name])
+        # the card's split by name: `synth ravdess` names seed 001's proportions "seed001" (here = SPLIT)
+        train(_config(prepared[relation], *SPEECH, "data.emotion.split=seed001"), out=out[name])
     fuse(out["face"], out["speech"], out["fusion"])
     return out
 
@@ -131,6 +136,48 @@ def test_the_report_holds_the_seeds_tables_with_the_split_named(runs: dict[str, 
     for needle in ("confusion matrix (rows true, columns predicted", "recall", "precision", "macro avg",
                    "weighted avg", "actor_06", "fusion", "speech"):
         assert needle in text, needle
+
+
+def test_a_split_named_in_the_card_is_used_and_named_in_the_report(runs: dict[str, str]) -> None:
+    result = _result(runs["speech"])
+    assert result["split_name"] == "seed001"
+    assert {k: result["split"][k] for k in ("train", "val", "test")} == {
+        "train": ["actor_01", "actor_02", "actor_03", "actor_04"], "val": ["actor_05"], "test": ["actor_06"]}
+    text = Path(write_report(runs["speech"])).with_suffix(".md").read_text()
+    assert "Test split of 'seed001' (actors actor_06)" in text
+
+
+def _kept_recordings(features: str) -> int:
+    """Recordings of the speech set whose emotion is not neutral (what a LOSO must score once each)."""
+    index = io.set_index(features, "egemaps_functionals", columns=("sample_id",)).column("sample_id").to_pylist()
+    labels = io.load_clip_labels(features).to_pandas().set_index("sample_id")["emotion"]
+    return sum(labels[sid] != "neutral" for sid in index)
+
+
+def test_leave_one_actor_out_scores_every_recording_once_by_a_model_that_never_saw_its_actor(
+        prepared: dict[str, str], tmp_path: Path) -> None:
+    """The protocol, not learnability (tested on the fixed split above; 4 training actors per fold
+    are too few for a pooled-accuracy claim: measured 0.233 vs 0.095 shuffled on 43 recordings)."""
+    actors = [f"actor_0{i}" for i in range(1, ACTORS + 1)]
+    out = str(tmp_path / "loso")
+    result = run_cv(_config(prepared["planted"], *SPEECH, "training.max_epochs=20", "training.patience=20"), out=out)
+    assert [r["test_subject"] for r in result.rows] == actors
+    scored = []
+    for i, row in enumerate(result.rows):
+        run = os.path.join(out, "cv", "runs", row["run"])
+        split = _result(run)["split"]
+        assert split["test"] == [actors[i]] and split["val"] == [actors[(i + 1) % ACTORS]]
+        assert actors[i] not in split["train"] + split["val"]
+        test = read_predictions(run, "test")
+        assert set(test["subject"]) == {actors[i]}
+        scored += test["sample_id"].tolist()
+    assert len(scored) == len(set(scored)) == _kept_recordings(prepared["planted"])  # each once, none missing
+    pooled = json.loads(Path(out, "cv", "pooled.json").read_text())
+    assert pooled["videos"] == len(scored) == sum(r["videos"] for r in result.rows)
+    assert pooled["video_accuracy"] == pytest.approx(np.mean([r["video_accuracy"] * r["videos"] for r in result.rows])
+                                                     * ACTORS / len(scored))
+    text = Path(write_report(out)).with_suffix(".md").read_text()
+    assert "Leave-one-actor-out, 6 folds" in text and "Pooled leave-one-actor-out (6 folds) test split" in text
 
 
 def test_a_split_naming_an_actor_without_videos_is_a_clear_error(prepared: dict[str, str], tmp_path: Path) -> None:

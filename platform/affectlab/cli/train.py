@@ -6,7 +6,8 @@ import json
 
 import click
 
-from affectlab.cli.common import mlflow_option, num_cpus_option, set_option, verbose_option
+from affectlab.cli.common import (check_split, mlflow_option, num_cpus_option, set_option, split_option,
+                                  split_overrides, verbose_option)
 
 
 @click.command("train")
@@ -14,12 +15,13 @@ from affectlab.cli.common import mlflow_option, num_cpus_option, set_option, ver
 @click.option("--out", required=True, help="Output directory or s3:// URI (history, result.json, best model, Ray run).")
 @click.option("--runner", type=click.Choice(["ray_train", "in_process"]), default=None,
               help="Override scaling.runner (ray_train: TorchTrainer workers; in_process: no workers).")
+@split_option
 @set_option
 @mlflow_option
 @num_cpus_option
 @verbose_option
-def command(experiment: str, out: str, runner: str | None, overrides: tuple[str, ...], mlflow: bool | None,
-            num_cpus: int | None, verbose: bool) -> None:
+def command(experiment: str, out: str, runner: str | None, split: str | None, overrides: tuple[str, ...],
+            mlflow: bool | None, num_cpus: int | None, verbose: bool) -> None:
     """Train EXPERIMENT's base config (search_spaces/*.yaml) and report the best epoch's metrics.
 
     Keys of the base section can be overridden with --set, e.g. --set training.lr=1e-3
@@ -32,8 +34,9 @@ def command(experiment: str, out: str, runner: str | None, overrides: tuple[str,
     from affectlab.training.config import load_experiment
     from affectlab.training.run import train
 
-    sets = [*overrides, *([f"scaling.runner={runner}"] if runner else [])]
+    sets = [*overrides, *([f"scaling.runner={runner}"] if runner else []), *split_overrides(split)]
     config = load_experiment(experiment, sets).base
+    check_split(split, config.data.task)
     tracking = resolve_tracking(config, out, enable=mlflow)
     with ray_session(num_cpus=num_cpus, verbose=verbose):
         result = train(config, out=out, reporter=_echo if config.scaling.runner == "in_process" else None,

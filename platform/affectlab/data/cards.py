@@ -9,6 +9,8 @@ Example (``datasets/my_corpus.yaml``)::
       manifest: manifest.csv
     frame_labels:
       rate_hz: 25
+    splits:                     # optional: named subject splits a training can pick (--split NAME)
+      seed001: {train: [actor_01, actor_02], val: [actor_03], test: [actor_04]}
 
 The card is validated before anything else runs: unknown keys (top level or in ``options``),
 an unknown adapter and a missing root are all reported, each naming the key.
@@ -26,7 +28,7 @@ import pyarrow as pa
 from pydantic import Field, create_model, field_validator
 
 from affectlab import storage
-from affectlab.config import StrictModel, apply_overrides, load_yaml, validate
+from affectlab.config import StrictModel, SubjectParts, apply_overrides, load_yaml, validate
 from affectlab.errors import ConfigError, DatasetError, unknown_name_error
 
 __all__ = ["Adapter", "DatasetCard", "FrameLabelSpec", "LoadedCard", "build_manifest", "load_card"]
@@ -47,6 +49,9 @@ class DatasetCard(StrictModel):
     description: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
     frame_labels: FrameLabelSpec | None = None
+    splits: dict[str, SubjectParts] = Field(
+        default_factory=dict, description="named subject-disjoint splits (train / val / test subjects) that a "
+                                          "training can name, e.g. `affectlab train --split seed001`")
     planted: dict[str, Any] | None = Field(
         default=None, description="for synthetic corpora: what relation was planted, documented"
     )

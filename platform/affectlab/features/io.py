@@ -12,6 +12,7 @@ Layout under ``<out>`` (a local directory or ``s3://bucket/prefix``)::
     stats/<set>/version=<v>/class_counts.json   AU phase class counts (label sets)
     vocab/<set>/version=<v>/vocab.json          ID_to_AU / AU_to_ID (au), ID_to_F0 (egemaps)
     provenance/<time>-<run>.json                one file per run; _SUCCESS.json = the last run
+    splits.json                                 the dataset card's named subject splits (``splits:``)
     _staging/...                                work in progress; hidden from readers
 
 ``<v>`` is ``v`` + :func:`affectlab.features.base.params_hash` of the stage's name, version and
@@ -70,6 +71,7 @@ __all__ = [
     "list_versions",
     "iter_set_batches",
     "load_clip_labels",
+    "load_splits",
     "load_errors",
     "load_features",
     "load_labels",
@@ -78,6 +80,7 @@ __all__ = [
     "sidecar_dir",
     "staging_dir",
     "write_clip_labels",
+    "write_splits",
 ]
 
 CLIP_LABEL_COLUMNS = ("sample_id", "dataset", "subject", "emotion", "transcript", "valence", "arousal", "dominance")
@@ -275,6 +278,20 @@ def load_clip_labels(out: str, *, version: str | None = None) -> pa.Table:
     except StorageError as exc:
         raise StorageError(f"{exc}; clip labels (emotion, transcript...) are written by `affectlab preprocess`: "
                            "run it again on this output (finished stages are skipped)") from None
+
+
+def write_splits(out: str, splits: dict[str, Any]) -> None:
+    """Store the dataset card's named subject splits as ``<out>/splits.json`` (``{name: {train,
+    val, test}}``), so trainings can name one (``data.emotion.split: NAME``) without the card."""
+    data = {name: {part: list(getattr(split, part)) for part in ("train", "val", "test")}
+            for name, split in splits.items()}
+    storage.write_text(storage.join(out, "splits.json"), json.dumps(data, indent=1))
+
+
+def load_splits(out: str) -> dict[str, dict[str, list[str]]]:
+    """The named splits stored by :func:`write_splits` (empty when the card named none)."""
+    uri = storage.join(out, "splits.json")
+    return json.loads(storage.read_text(uri)) if storage.exists(uri) else {}
 
 
 def load_errors(out: str) -> pa.Table:

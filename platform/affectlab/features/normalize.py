@@ -35,7 +35,8 @@ from affectlab.errors import DatasetError
 from affectlab.features import io
 from affectlab.features.arrow import META_KEY, read_meta
 
-__all__ = ["SubjectStats", "apply_stats", "compute_subject_stats", "global_stats", "load_subject_stats", "normalise"]
+__all__ = ["SubjectStats", "apply_stats", "compute_subject_stats", "global_stats", "load_subject_stats", "normalise",
+           "subject_stats"]
 
 STD_FLOOR = 1e-8
 
@@ -110,7 +111,15 @@ class SubjectStats:
 
 
 def compute_subject_stats(out: str, name: str, *, version: str | None = None, column: str = "features") -> SubjectStats:
-    """Compute per-subject stats of a feature set version and write them (see module docstring).
+    """Compute per-subject stats of a feature set version and write them (see module docstring)."""
+    version = version or io.latest_version(out, "features", name)
+    stats = subject_stats(out, name, version=version, column=column)
+    storage.write_parquet(stats.to_table(), storage.join(io.sidecar_dir(out, "stats", name, version), "subject_stats.parquet"))
+    return stats
+
+
+def subject_stats(out: str, name: str, *, version: str | None = None, column: str = "features") -> SubjectStats:
+    """Per-subject stats of a feature set version, computed without writing them.
 
     Reads one Parquet file at a time and keeps only per-recording sums (D numbers each); the
     recordings are merged in ``sample_id`` order, so the result does not depend on file layout.
@@ -132,14 +141,12 @@ def compute_subject_stats(out: str, name: str, *, version: str | None = None, co
             accs[subject].merge(*block)
         else:
             accs[subject] = _Acc(*block)
-    stats = SubjectStats(
+    return SubjectStats(
         names=names,
         count={s: a.count for s, a in accs.items()},
         mean={s: a.mean for s, a in accs.items()},
         std={s: np.sqrt(a.m2 / np.where(a.count > 0, a.count, 1)) for s, a in accs.items()},
     )
-    storage.write_parquet(stats.to_table(), storage.join(io.sidecar_dir(out, "stats", name, version), "subject_stats.parquet"))
-    return stats
 
 
 def load_subject_stats(out: str, name: str, *, version: str | None = None) -> SubjectStats:

@@ -38,6 +38,7 @@ __all__ = [
     "WEIGHTINGS",
     "PredictionsError",
     "classification_report_table",
+    "emotion_cv_section",
     "confusion",
     "confusion_table",
     "emotion_runs_section",
@@ -274,12 +275,14 @@ def is_emotion_run(uri: str) -> bool:
     return bool(summary) and (summary.get("target") or {}).get("task") == "emotion"
 
 
-def _split_title(split: str, subjects: Sequence[str]) -> str:
-    """``test split (actors actor_21, actor_22)``: the split and who is in it."""
+def _split_title(split: str, subjects: Sequence[str], name: str | None = None) -> str:
+    """``test split (actors actor_21, actor_22)``: the split and who is in it; with the card's
+    split ``name``: ``test split of 'seed001' (actors ...)``."""
+    title = f"{split} split" + (f" of {name!r}" if name else "")
     if not subjects:
-        return f"{split} split"
+        return title
     noun = "actors" if all(str(s).startswith("actor") for s in subjects) else "subjects"
-    return f"{split} split ({noun} {', '.join(map(str, subjects))})"
+    return f"{title} ({noun} {', '.join(map(str, subjects))})"
 
 
 @dataclass
@@ -374,10 +377,23 @@ def emotion_section(doc: Document, uri: str, write_png: WritePng, *, prefix: str
         doc.text(f"No predictions in {storage.join(uri, 'predictions')} ({', '.join(f'{s}.parquet' for s in splits)}).")
 
 
+def emotion_cv_section(doc: Document, runs: Sequence[str], write_png: WritePng, *, prefix: str = "cv") -> None:
+    """Append the pooled tables of an emotion leave-one-actor-out CV: every fold's test predictions
+    (``<run>/predictions/test.parquet``) scored together, each video by the model that never saw
+    its actor; the same tables as a run's test split."""
+    first = runs[0]
+    summary = _summary(first) or {}
+    classes = _run_classes(summary, first)
+    frames = pd.concat([read_predictions(storage.join(run, "predictions", "test.parquet"), len(classes))
+                        for run in runs], ignore_index=True)
+    _split_tables(doc, frames, classes, {**summary, "split_name": None}, f"pooled leave-one-actor-out ({len(runs)} folds) test",
+                  [], _weighting(first, summary), prefix, write_png)
+
+
 def _split_tables(doc: Document, frames: pd.DataFrame, classes: Sequence[str], summary: dict[str, Any], split: str,
                   subjects: list[str], weighting: str, prefix: str, write_png: WritePng) -> None:
     subjects = subjects or sorted(frames["subject"].astype(str).unique())
-    where = _split_title(split, subjects)
+    where = _split_title(split, subjects, summary.get("split_name"))
     doc.heading(where[0].upper() + where[1:], 4)
     if frames.empty:
         doc.text("No predictions (the split is empty).")

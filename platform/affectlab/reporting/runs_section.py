@@ -114,10 +114,15 @@ def cv_section(doc: Document, uri: str, write_png: WritePng, *, prefix: str = "c
             f"{t.get('trainings')} trainings (leave one subject out) in {t.get('grid_wall_s', 0):.1f} s wall on "
             f"{t.get('cpus')} CPUs; the trainings themselves took {t.get('sum_training_s', 0):.1f} s in sum."
         )
-    for name in ("table1.md", "table2.md"):
+    for name in ("table1.md", "table2.md", "loso.md"):
         table_uri = storage.join(cv, name)
         if storage.exists(table_uri):
             doc.markdown_block(storage.read_text(table_uri))
+    if storage.exists(storage.join(cv, "loso.md")):  # an emotion LOSO (affectlab.training.emotion_cv)
+        from affectlab.reporting.emotion import emotion_cv_section
+
+        emotion_cv_section(doc, [_run_dir(cv, row) for _, row in folds.iterrows()], write_png, prefix=prefix)
+        return
     columns = [c for c in _FOLD_COLUMNS if c in folds.columns]
     caption = "every training (test metrics on the held-out subject)"
     if "test_classes" in columns:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from affectlab.config import StrictModel, apply_overrides, load_yaml, validate
+from affectlab.config import StrictModel, SubjectParts, apply_overrides, load_yaml, validate
 from affectlab.errors import ConfigError
 
 __all__ = [
@@ -77,26 +77,12 @@ def _actors(first: int, last: int) -> tuple[str, ...]:
     return tuple(f"actor_{i:02d}" for i in range(first, last + 1))
 
 
-class SubjectSplit(StrictModel):
-    """A fixed subject-disjoint split (subject ids as the manifest names them, e.g. ``actor_21``)."""
+class SubjectSplit(SubjectParts):
+    """A fixed subject-disjoint split; the defaults are seed 001's actors 1-18 / 19-20 / 21-24."""
 
     train: tuple[str, ...] = Field(default=_actors(1, 18), min_length=1)
     val: tuple[str, ...] = Field(default=_actors(19, 20), min_length=1)
     test: tuple[str, ...] = Field(default=_actors(21, 24))
-
-    @model_validator(mode="after")
-    def _disjoint(self) -> SubjectSplit:
-        parts = {"train": self.train, "val": self.val, "test": self.test}
-        seen: dict[str, str] = {}
-        problems = []
-        for part, subjects in parts.items():
-            for subject in subjects:
-                if subject in seen and seen[subject] != part:
-                    problems.append(f"{subject!r} is in both {seen[subject]} and {part}")
-                seen.setdefault(subject, part)
-        if problems:
-            raise ValueError("split parts must not share subjects: " + "; ".join(problems))
-        return self
 
 
 class EmotionSettings(StrictModel):
@@ -114,7 +100,10 @@ class EmotionSettings(StrictModel):
                                      description="class names in output order (RAVDESS 'fearful' and 'surprised' "
                                                  "are read as 'fear' and 'surprise')")
     drop: tuple[str, ...] = Field(default=("neutral",), description="emotions left out of every split")
-    split: SubjectSplit = SubjectSplit()
+    split: SubjectSplit | str = Field(
+        default=SubjectSplit(),
+        description="the actor split: train/val/test lists, or the name of a split in the dataset card's "
+                    "`splits:` (stored by `affectlab preprocess`; `affectlab train --split NAME`)")
     crop_size: int | None = Field(default=None, ge=8,
                                   description="face: which face_<S> column (default: the largest stored)")
     input_size: int | None = Field(default=None, ge=8,
@@ -155,7 +144,9 @@ class DataConfig(StrictModel):
     label_set: str | None = Field(default=None, description="labels/<set>; default: au")
     task: str = Field(default="au", description="the task (affectlab.training.tasks.TASKS): au, f0_to_au, game")
     target: TargetConfig = TargetConfig()
-    normalisation: Literal["per_speaker", "global", "none"] = "per_speaker"
+    normalisation: Literal["per_speaker", "global", "none"] = Field(
+        default="per_speaker", description="features z-scored per speaker (then globally), globally only, or not "
+                                           "at all (the AU tasks; emotion speech functionals)")
     rate: Literal["labels", "features"] = Field(
         default="labels", description="train at the annotation rate (25 Hz AUs) or the feature rate (100 Hz)"
     )

@@ -48,7 +48,7 @@ from affectlab.training.splits import (
     plan_split,
 )
 
-__all__ = ["CVResult", "check_fold", "cv_configs", "run_cv", "split_classes"]
+__all__ = ["CVResult", "check_fold", "cv_configs", "fit_grid", "run_cv", "split_classes", "write_rows_and_timing"]
 
 FOLD_SCHEMES = ("loso",)
 
@@ -199,14 +199,21 @@ def run_cv(base: ExperimentConfig, *, out: str, folds: str = "loso", aus: Sequen
         DatasetError: Missing features or label columns, or fewer than 3 subjects.
         SubjectLeakageError: A training's split shares a subject with its test fold.
     """
-    import ray
     from ray import tune
 
-    from affectlab.runtime import quiet_tune_output
     from affectlab.training.tables import write_tables
 
     if folds not in FOLD_SCHEMES:
         raise ConfigError(f"--folds {folds!r}: unknown fold scheme; known: {', '.join(FOLD_SCHEMES)}")
+    if base.data.task == "emotion":
+        from affectlab.training.emotion_cv import run_emotion_cv
+
+        unused = {"aus": aus, "kinds": kinds, "archs": archs, "feature_sets": feature_sets}
+        given = [f"--{k.replace('_', '-')}" for k, v in unused.items() if v]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: not axes of an emotion CV (data.task: emotion); its grid is the "
+                              "folds alone (set the model and features with --set)")
+        return run_emotion_cv(base, out=out, max_concurrent=max_concurrent)
     aus, kinds = list(aus or [base.data.target.au]), list(kinds or [base.data.target.kind])
     archs, feature_sets = list(archs or [base.model.name]), list(feature_sets or [base.data.feature_set])
     corpora = {fs: _load(base, fs) for fs in feature_sets}
@@ -218,11 +225,29 @@ def run_cv(base: ExperimentConfig, *, out: str, folds: str = "loso", aus: Sequen
     grid = cv_configs(base, loso_folds(subjects), aus=aus, kinds=kinds, archs=archs, feature_sets=feature_sets)
     tracker = open_tracker(tracking) if tracking is not None else None
     configs = {cfg.name: {"point": point, "config": cfg.model_dump(mode="json")} for point, cfg in grid}
+    wall = fit_grid(tune.with_parameters(_trial, configs=configs, corpora=corpora, out=out), list(configs),
+                    out=out, max_concurrent=max_concurrent)
+    rows = _rows([(point, cfg.name) for point, cfg in grid], out, corpora, base.data.task)
+    timing = write_rows_and_timing(rows, out, wall, max_concurrent)
+    write_tables(rows, storage.join(out, "cv"))
+    if tracker is not None:
+        log_cv(tracker, base, storage.join(out, "cv"), [cfg.name for _, cfg in grid], wall_s=wall,
+               axes={"folds": folds, "aus": aus, "kinds": kinds, "archs": archs, "feature_sets": feature_sets})
+    return CVResult(rows, storage.join(out, "cv"), timing)
+
+
+def fit_grid(trainable: Any, keys: list[str], *, out: str, max_concurrent: int | None) -> float:
+    """Run ``trainable`` once per key (``{"key": k}``) as Tune trials of one CPU each under
+    ``<out>/cv/tune``; returns the wall time. The first failed trial's error is raised."""
+    import ray
+    from ray import tune
+
+    from affectlab.runtime import quiet_tune_output
+
     cpus = int(ray.cluster_resources().get("CPU", 1))
-    trainable = tune.with_resources(tune.with_parameters(_trial, configs=configs, corpora=corpora, out=out), {"cpu": 1})
     tuner = tune.Tuner(
-        trainable,
-        param_space={"key": tune.grid_search(list(configs))},
+        tune.with_resources(trainable, {"cpu": 1}),
+        param_space={"key": tune.grid_search(keys)},
         # reuse_actors: a trial process trains many small models (imports and start-up paid once)
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or cpus, reuse_actors=True),
         run_config=tune.RunConfig(name="cv", storage_path=storage.absolute(storage.join(out, "cv", "tune")), verbose=0,
@@ -235,17 +260,22 @@ def run_cv(base: ExperimentConfig, *, out: str, folds: str = "loso", aus: Sequen
     errors = [r.error for r in results if r.error is not None]
     if errors:
         raise errors[0]
-    rows = _rows([(point, cfg.name) for point, cfg in grid], out, corpora, base.data.task)
+    return wall
+
+
+def write_rows_and_timing(rows: list[dict[str, Any]], out: str, wall: float, max_concurrent: int | None) -> dict[str, float]:
+    """Write ``<out>/cv/folds.parquet`` and ``timing.json`` (grid wall time vs the sum of the
+    trainings' ``wall_s`` spread over the CPUs); returns the timing."""
+    import ray
+
     storage.write_parquet(pa.Table.from_pylist(rows), storage.join(out, "cv", "folds.parquet"))
+    cpus = int(ray.cluster_resources().get("CPU", 1))
     trainings = sum(r["wall_s"] for r in rows)
+    ideal = trainings / min(cpus, max_concurrent or cpus)
     timing = {"grid_wall_s": wall, "sum_training_s": trainings, "cpus": cpus, "trainings": len(rows),
-              "ideal_wall_s": trainings / min(cpus, max_concurrent or cpus), "ratio": wall / max(trainings / min(cpus, max_concurrent or cpus), 1e-9)}
+              "ideal_wall_s": ideal, "ratio": wall / max(ideal, 1e-9)}
     storage.write_text(storage.join(out, "cv", "timing.json"), json.dumps(timing, indent=2))
-    write_tables(rows, storage.join(out, "cv"))
-    if tracker is not None:
-        log_cv(tracker, base, storage.join(out, "cv"), [cfg.name for _, cfg in grid], wall_s=wall,
-               axes={"folds": folds, "aus": aus, "kinds": kinds, "archs": archs, "feature_sets": feature_sets})
-    return CVResult(rows, storage.join(out, "cv"), timing)
+    return timing
 
 
 def _load(base: ExperimentConfig, feature_set: str) -> Corpus:

@@ -20,6 +20,10 @@ From a preprocessing output (``data.features``):
    (spilled to disk when it is full), so epochs do not re-read and re-select the Parquet rows.
 5. **Statistics of the training part**: the mean face (S x S[x3] in [0, 1]) and, for speech, the
    per-feature mean and standard deviation, each computed by streaming the training part once.
+   Speech follows ``data.normalisation``: ``per_speaker`` (default) first z-scores every recording
+   with its own speaker's statistics over all of that speaker's recordings (unlabelled, so safe
+   for held-out speakers), then with the training part's; ``global`` only the latter; ``none``
+   neither.
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ import pyarrow as pa
 from affectlab.errors import DatasetError
 from affectlab.features import io
 from affectlab.features.crops import cell_array
-from affectlab.training.config import ExperimentConfig
+from affectlab.features.normalize import apply_stats, subject_stats
+from affectlab.training.config import ExperimentConfig, SubjectSplit, with_updates
 
-__all__ = ["ALIASES", "EmotionData", "InMemoryPart", "PARTS", "labelled_clips", "load_emotion_data", "select_frames"]
+__all__ = ["ALIASES", "EmotionData", "InMemoryPart", "PARTS", "labelled_clips", "load_emotion_data", "resolve_split",
+           "select_frames"]
 
 PARTS = ("train", "val", "test")
 ALIASES = {"fearful": "fear", "surprised": "surprise"}  # RAVDESS names -> seed 001's names
@@ -102,6 +108,25 @@ def _emotion_label(emotion: Any, classes: tuple[str, ...], drop: tuple[str, ...]
     return classes.index(name)
 
 
+def resolve_split(config: ExperimentConfig) -> tuple[ExperimentConfig, str | None]:
+    """``config`` with ``data.emotion.split`` as subject lists, and the split's name when the config
+    named one of the dataset card's splits (stored by ``affectlab preprocess`` in ``splits.json``).
+
+    Raises:
+        DatasetError: The named split is not among the card's splits (the known names listed).
+    """
+    name = config.data.emotion.split
+    if not isinstance(name, str):
+        return config, None
+    splits = io.load_splits(config.data.features)
+    if name not in splits:
+        known = ", ".join(sorted(splits)) or "none (add `splits:` to the dataset card and run `affectlab preprocess` again)"
+        raise DatasetError(f"data.emotion.split {name!r}: no such split in the dataset card of {config.data.features}; "
+                           f"its splits: {known}")
+    parts = SubjectSplit(**splits[name])
+    return with_updates(config, {"data.emotion.split": parts.model_dump(mode="json")}), name
+
+
 def labelled_clips(config: ExperimentConfig, index: pa.Table, clip_labels: pa.Table) -> dict[str, list[dict[str, Any]]]:
     """The clips of each split part with their class index (steps 1-2 of the module docstring).
 
@@ -110,6 +135,8 @@ def labelled_clips(config: ExperimentConfig, index: pa.Table, clip_labels: pa.Ta
             split without clips.
     """
     s = config.data.emotion
+    if isinstance(s.split, str):
+        raise TypeError(f"labelled_clips needs subject lists, not the split name {s.split!r}: call resolve_split first")
     labels = dict(zip(clip_labels.column("sample_id").to_pylist(), clip_labels.column("emotion").to_pylist(),
                       strict=True))
     part_of = {subject: part for part in PARTS for subject in getattr(s.split, part)}
@@ -191,14 +218,20 @@ class _FrameRows:
 
 
 class _VectorRows:
-    """``map_batches``: functionals rows (1 x D) -> ``x`` (D,) float32 per recording."""
+    """``map_batches``: functionals rows (1 x D) -> ``x`` (D,) float32 per recording, z-scored with
+    its speaker's statistics when ``speakers`` (subject -> (mean, std)) is given."""
 
-    def __init__(self, clips: list[dict[str, Any]]) -> None:
+    def __init__(self, clips: list[dict[str, Any]], speakers: dict[str, tuple[np.ndarray, np.ndarray]] | None) -> None:
         self.labels = {c["sample_id"]: c["label"] for c in clips}
+        self.subjects = {c["sample_id"]: c["subject"] for c in clips}
+        self.speakers = speakers
 
     def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
         ids = batch.column("sample_id").to_pylist()
-        x = np.stack([cell_array(batch, "features", i, np.float32).reshape(-1) for i in range(len(ids))])
+        rows = [cell_array(batch, "features", i, np.float32).reshape(1, -1) for i in range(len(ids))]
+        if self.speakers is not None:
+            rows = [apply_stats(r, *self.speakers[self.subjects[sid]]) for r, sid in zip(rows, ids, strict=True)]
+        x = np.concatenate(rows)
         return {"x": x, "label": np.asarray([self.labels[s] for s in ids], np.int64), "sample_id": np.asarray(ids),
                 "frame": np.full(len(ids), -1, np.int32)}
 
@@ -215,25 +248,38 @@ def _crop_column(config: ExperimentConfig, columns: list[str]) -> str:
     return f"face_{want}"
 
 
-def _row_mapper(config: ExperimentConfig, column: str, clips: list[dict[str, Any]]) -> tuple[Any, list[str], int]:
+def speaker_statistics(config: ExperimentConfig, feature_set: str) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """Speech with ``data.normalisation: per_speaker``: each subject's functionals mean and std over
+    all of its recordings in the set (no labels used; see :mod:`affectlab.features.normalize` for
+    why this is leave-one-speaker-out safe); None otherwise."""
+    if config.data.emotion.modality != "speech" or config.data.normalisation != "per_speaker":
+        return None
+    stats = subject_stats(config.data.features, feature_set)
+    return {subject: stats.subject(subject) for subject in stats.mean}
+
+
+def _row_mapper(config: ExperimentConfig, column: str, clips: list[dict[str, Any]],
+                speakers: dict[str, tuple[np.ndarray, np.ndarray]] | None) -> tuple[Any, list[str], int]:
     """The per-batch function, the columns it reads and the rows per batch, for one part."""
     if config.data.emotion.modality == "face":
         return _FrameRows(column, clips), ["sample_id", column], 4
-    return _VectorRows(clips), ["sample_id", "features"], 256
+    return _VectorRows(clips, speakers), ["sample_id", "features"], 256
 
 
-def _part_dataset(config: ExperimentConfig, feature_set: str, column: str, clips: list[dict[str, Any]]) -> Any:
+def _part_dataset(config: ExperimentConfig, feature_set: str, column: str, clips: list[dict[str, Any]],
+                  speakers: dict[str, tuple[np.ndarray, np.ndarray]] | None) -> Any:
     """A lazy Ray Dataset of the part's examples, streamed from Parquet."""
-    mapper, columns, rows = _row_mapper(config, column, clips)
+    mapper, columns, rows = _row_mapper(config, column, clips, speakers)
     ds = io.read_dataset(config.data.features, feature_set, columns=columns,
                          sample_ids=[c["sample_id"] for c in clips])
     ds = ds.map_batches(mapper, batch_format="pyarrow", batch_size=rows)
     return ds.materialize() if config.data.emotion.cache else ds
 
 
-def _part_arrays(config: ExperimentConfig, feature_set: str, column: str, clips: list[dict[str, Any]]) -> InMemoryPart:
+def _part_arrays(config: ExperimentConfig, feature_set: str, column: str, clips: list[dict[str, Any]],
+                 speakers: dict[str, tuple[np.ndarray, np.ndarray]] | None) -> InMemoryPart:
     """The part's examples read in this process (in-process runner), a few recordings at a time."""
-    mapper, columns, rows = _row_mapper(config, column, clips)
+    mapper, columns, rows = _row_mapper(config, column, clips, speakers)
     pieces = [mapper(t) for t in io.iter_set_batches(config.data.features, feature_set, columns=columns,
                                                      sample_ids=[c["sample_id"] for c in clips], batch_rows=rows)]
     arrays = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
@@ -281,6 +327,8 @@ def _train_statistics(config: ExperimentConfig, dataset: Any) -> dict[str, Any]:
         return {"mean_face": mean.astype(np.float32).tolist() if s.mean_face else None, "image_shape": shape}
     std = np.sqrt(np.maximum(sq / n - mean**2, 0.0))
     std = np.where(std > 1e-8, std, 1.0)
+    if config.data.normalisation == "none":
+        return {"feature_mean": None, "feature_std": None, "input_dim": int(mean.shape[0])}
     return {"feature_mean": mean.astype(np.float32).tolist(), "feature_std": std.astype(np.float32).tolist(),
             "input_dim": int(mean.shape[0])}
 
@@ -295,6 +343,7 @@ def load_emotion_data(config: ExperimentConfig, *, in_process: bool = False) -> 
         DatasetError / StorageError: Missing sets or labels, unlabelled clips, a split that does
             not fit the corpus, an empty part.
     """
+    config, _ = resolve_split(config)
     s = config.data.emotion
     out = config.data.features
     feature_set = _feature_set(config)
@@ -319,7 +368,8 @@ def load_emotion_data(config: ExperimentConfig, *, in_process: bool = False) -> 
             raise DatasetError(f"the {part} part of data.emotion.split has no usable clip "
                                f"(subjects {list(getattr(s.split, part))})")
     source = _part_arrays if in_process else _part_dataset
-    datasets = {part: source(config, feature_set, column, clips[part]) for part in PARTS if clips[part]}
+    speakers = speaker_statistics(config, feature_set)
+    datasets = {part: source(config, feature_set, column, clips[part], speakers) for part in PARTS if clips[part]}
     stats = _train_statistics(config, datasets["train"])
     n_classes = len(s.classes)
     if s.modality == "face":

@@ -29,7 +29,7 @@ import torch
 from affectlab import storage
 from affectlab.errors import DatasetError
 from affectlab.training.config import ExperimentConfig
-from affectlab.training.emotion_data import EmotionData, load_emotion_data
+from affectlab.training.emotion_data import EmotionData, load_emotion_data, resolve_split
 from affectlab.training.loop import saved_weights
 from affectlab.training.runners import (Reporter, batch_seed, build_modules, run_in_process_batches,
                                        run_ray_train_datasets, shard_batches, torch_threads)
@@ -112,6 +112,7 @@ def train_emotion(config: ExperimentConfig, *, out: str, reporter: Reporter | No
     from affectlab.training.run import TrainResult, write_outputs
 
     started = time.perf_counter()
+    config, split_name = resolve_split(config)
     data = load_emotion_data(config, in_process=config.scaling.runner == "in_process")
     info = DataInfo(model_kwargs=data.model_kwargs, class_counts=data.class_counts("train"), extra=data.extra)
     if config.scaling.runner == "in_process":
@@ -136,7 +137,8 @@ def train_emotion(config: ExperimentConfig, *, out: str, reporter: Reporter | No
         config=config, out=out, history=output.history, best_epoch=output.best_epoch, val=val, test=test,
         baseline=baseline, split=Split(s.split.train, s.split.val, s.split.test), stop_reason=output.stop_reason,
         runner=config.scaling.runner, wall_s=time.perf_counter() - started, resumed_from=output.resumed_from,
-        extra={"modality": s.modality, "feature_column": data.column, "mean_face": s.mean_face, **data.summary()},
+        extra={"modality": s.modality, "feature_column": data.column, "mean_face": s.mean_face, "split_name": split_name,
+               **data.summary()},
     )
     if write:
         write_outputs(result, saved_weights(output.best_states))

@@ -59,6 +59,7 @@ __all__ = [
     "expression_envelope",
     "file_sources",
     "head_and_blinks",
+    "seed_split",
     "style_for",
     "write",
 ]
@@ -334,4 +335,18 @@ def write(req: SynthRequest, opts: RavdessSynthOptions, progress: Progress = Non
         description = "synthetic RAVDESS-named emotional speech, emotion planted in prosody"
     card = req.card_base("ravdess", description, {"glob": globs})
     card["planted"] = planted(req, opts)
+    split = seed_split(req.subjects)
+    if split is not None:
+        card["splits"] = {"seed001": split}
     return card
+
+
+def seed_split(actors: int) -> dict[str, list[str]] | None:
+    """Seed 001's actor split scaled to ``actors`` (None below 3): the last sixth tests, the
+    twelfth before it validates, the rest trains; 24 actors give the seed's 1-18 / 19-20 / 21-24."""
+    if actors < 3:
+        return None
+    n_test, n_val = max(1, round(actors / 6)), max(1, round(actors / 12))
+    names = [f"actor_{i:02d}" for i in range(1, actors + 1)]
+    n_train = actors - n_test - n_val
+    return {"train": names[:n_train], "val": names[n_train:n_train + n_val], "test": names[n_train + n_val:]}
