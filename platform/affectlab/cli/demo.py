@@ -6,8 +6,8 @@ import click
 
 
 @click.command("demo")
-@click.argument("which", type=click.Choice(["au", "emotion"]), default="au", required=False)
-@click.option("--out", default=None, help="Output directory (local; default demo-out, or demo-emotion).")
+@click.argument("which", type=click.Choice(["au", "emotion", "vae"]), default="au", required=False)
+@click.option("--out", default=None, help="Output directory (local; default demo-out, demo-emotion or demo-vae).")
 @click.option("--subjects", type=click.IntRange(min=3), default=5, show_default=True, help="Speakers (= LOSO folds).")
 @click.option("--items", type=click.IntRange(min=2), default=8, show_default=True, help="Recordings per speaker.")
 @click.option("--samples", type=click.IntRange(min=2), default=8, show_default=True, help="Sweep trials.")
@@ -21,6 +21,9 @@ def command(which: str, out: str | None, subjects: int, items: int, samples: int
     report. `emotion`: RAVDESS-named audio-visual files, landmarks + face crops + eGeMAPS
     functionals, seed 001's face CNN on Ray Train, a speech classifier, their late fusion and a
     report with the seed's tables (--subjects / --items set actors and files per actor).
+    `vae`: seed 004's VAE over LMA body-motion features with XGBoost PAD regressors, a
+    latent-size sweep 1..8 (Ray Tune grid) and a shuffled control (--subjects / --items: subjects
+    and clips per subject).
     """
     if which == "emotion":
         from affectlab.emotion_demo import EmotionDemoSettings, run_emotion_demo
@@ -33,6 +36,13 @@ def command(which: str, out: str | None, subjects: int, items: int, samples: int
             sizes["items"] = items
         result = run_emotion_demo(out or "demo-emotion", EmotionDemoSettings(num_cpus=num_cpus, **sizes),
                                   echo=click.echo)
+    elif which == "vae":
+        from affectlab.vae_demo import VaeDemoSettings, run_vae_demo
+
+        ctx = click.get_current_context()
+        sizes = {name: value for name, value in (("subjects", subjects), ("items", items))
+                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+        result = run_vae_demo(out or "demo-vae", VaeDemoSettings(num_cpus=num_cpus, **sizes), echo=click.echo)
     else:
         from affectlab.demo import DemoSettings, run_demo
 

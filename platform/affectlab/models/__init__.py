@@ -11,7 +11,8 @@ one takes ``forward(x (B, T, D), mask (B, T)) -> logits (B, T)`` and offers
 (an ``nn.ModuleDict``) of the game that checks the training loop (:mod:`affectlab.models.game`).
 Seed 001 (emotion, :mod:`affectlab.models.emotion`): ``emotion_cnn`` (face crops
 ``forward(x (B, C, S, S)) -> logits (B, K)``, the seed's ``net_4``) and ``speech_emotion_mlp``
-(openSMILE functionals ``forward(x (B, D)) -> logits (B, K)``).
+(openSMILE functionals ``forward(x (B, D)) -> logits (B, K)``). Seed 004 (body motion,
+:mod:`affectlab.models.vae`): ``vae_mlp`` (``forward(x (B, D)) -> (x' (B, D), mu (B, L), logvar (B, L))``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from affectlab.errors import ConfigError, unknown_name_error
 from affectlab.models import builders
 from affectlab.models.emotion import emotion_cnn, speech_emotion_mlp
 from affectlab.models.game import quadratic_game
+from affectlab.models.vae import vae_mlp
 
 __all__ = ["MODELS", "build_model", "model_options"]
 
@@ -41,6 +43,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "quadratic_game": quadratic_game,
     "emotion_cnn": emotion_cnn,
     "speech_emotion_mlp": speech_emotion_mlp,
+    "vae_mlp": vae_mlp,
 }
 
 

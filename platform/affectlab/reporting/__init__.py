@@ -84,6 +84,7 @@ def write_report(uri: str, *, out: str | None = None) -> str:
     from affectlab.reporting.emotion import emotion_runs_section, is_emotion_run
     from affectlab.reporting.runs_section import cv_section, run_section
     from affectlab.reporting.sweep_section import sweep_section
+    from affectlab.reporting.vae import vae_sweeps_section
 
     out = out or storage.join(uri, "report")
     outputs = find_outputs(uri)
@@ -94,6 +95,7 @@ def write_report(uri: str, *, out: str | None = None) -> str:
         storage.write_bytes(storage.join(out, name), data)
 
     emotion_runs_section(doc, [where for kind, where in outputs if kind == "run" and is_emotion_run(where)])
+    vae_sweeps_section(doc, [where for kind, where in outputs if kind == "sweep"], write_png)
     counts: dict[str, int] = {}
     for kind, where in outputs:
         counts[kind] = counts.get(kind, 0) + 1

@@ -92,6 +92,11 @@ def run_section(doc: Document, uri: str, write_png: WritePng, *, prefix: str = "
     if emotion:  # its own confusion matrices, from the saved predictions
         emotion_section(doc, uri, write_png, prefix=prefix)
         return
+    if target.get("task") == "vae_lma":  # its tables, from the stored predictions
+        from affectlab.reporting.vae import vae_section
+
+        vae_section(doc, uri, write_png, prefix=prefix)
+        return
     found = run_confusion(uri)
     if found is not None:
         matrix, labels = found

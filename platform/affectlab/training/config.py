@@ -26,6 +26,7 @@ from pydantic import Field, field_validator, model_validator
 
 from affectlab.config import StrictModel, SubjectParts, apply_overrides, load_yaml, validate
 from affectlab.errors import ConfigError
+from affectlab.training.vae_config import VaeSettings
 
 __all__ = [
     "CheckpointSettings",
@@ -166,6 +167,8 @@ class DataConfig(StrictModel):
     subjects: tuple[str, ...] | None = Field(default=None, description="restrict to these subjects")
     emotion: EmotionSettings = Field(default_factory=EmotionSettings,
                                      description="data.task: emotion (labels, split, frames, augmentation)")
+    vae: VaeSettings = Field(default_factory=VaeSettings,
+                             description="data.task: vae_lma (loss weights, scaling, outliers, split, regressors)")
 
     @field_validator("au_step")
     @classmethod

@@ -40,6 +40,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +140,19 @@ def _baseline(config: ExperimentConfig, prepared: Prepared) -> dict[str, float]:
     return {"baseline_uar": scores["uar"], "baseline_accuracy": scores["accuracy"], "baseline_f1": scores["f1"]}
 
 
+def _own_training(task: str) -> Callable[..., TrainResult] | None:
+    """The training function of a task with its own data path (emotion, vae_lma), else None."""
+    if task == "emotion":
+        from affectlab.training.emotion_run import train_emotion
+
+        return train_emotion
+    if task == "vae_lma":
+        from affectlab.training.vae_run import train_vae
+
+        return train_vae
+    return None
+
+
 def train(
     config: ExperimentConfig,
     *,
@@ -172,10 +186,9 @@ def train(
             store cannot be used.
     """
     tracker = open_tracker(tracking) if tracking is not None else None
-    if config.data.task == "emotion":
-        from affectlab.training.emotion_run import train_emotion
-
-        result = train_emotion(config, out=out, reporter=reporter, resume_from=resume_from, write=write)
+    own = _own_training(config.data.task)
+    if own is not None:  # a task that reads its own data and writes its own predictions
+        result = own(config, out=out, reporter=reporter, resume_from=resume_from, write=write)
         if tracker is not None:
             log_train(tracker, result)
         return result

@@ -13,6 +13,7 @@ any data is read.
 ``f0_to_au``   ``f0_to_au``                                loss, uar, accuracy, mae, ccc
 ``game``       ``quadratic_game``                          loss, distance
 ``emotion``    ``emotion_cnn`` (face), ``speech_emotion_mlp``  loss, accuracy, video_accuracy, uar
+``vae_lma``    ``vae_mlp``                                 loss, mae
 =============  ==========================================  ===================================
 
 A new family adds a module here with its Task subclass and one :func:`register_task` call.
@@ -34,12 +35,13 @@ from affectlab.training.tasks.emotion import EmotionTask
 from affectlab.training.tasks.frame import FrameTask
 from affectlab.training.tasks.game import GameTask
 from affectlab.training.tasks.seq2seq import Seq2SeqTask
+from affectlab.training.tasks.vae import VaeTask
 
 if TYPE_CHECKING:
     from affectlab.training.config import ExperimentConfig
 
 __all__ = ["TASKS", "DataInfo", "EmotionTask", "FrameTask", "GameTask", "Seq2SeqTask", "SingleModelTask", "StepContext",
-           "StepOutput", "Task", "TaskSpec", "build_task", "register_task", "task_model_problem", "task_spec",
+           "StepOutput", "Task", "TaskSpec", "VaeTask", "build_task", "register_task", "task_model_problem", "task_spec",
            "unwrap"]
 
 
@@ -155,3 +157,11 @@ register_task(TaskSpec("emotion", _emotion, ("emotion_cnn", "speech_emotion_mlp"
                        description="seed 001: categorical emotion from face crops (or speech functionals)",
                        model_data_kwargs={"emotion_cnn": {"n_classes": 7, "input_size": 16, "in_channels": 1},
                                           "speech_emotion_mlp": {"n_classes": 7, "input_dim": 4}}))
+
+
+def _vae(config: ExperimentConfig, info: DataInfo) -> Task:
+    return VaeTask(config, info.extra)
+
+
+register_task(TaskSpec("vae_lma", _vae, ("vae_mlp",), VaeTask.metrics, {"input_dim": 27},
+                       "seed 004: VAE over LMA body-motion features, XGBoost PAD regressors"))
