@@ -13,6 +13,8 @@ Seed 001 (emotion, :mod:`affectlab.models.emotion`): ``emotion_cnn`` (face crops
 ``forward(x (B, C, S, S)) -> logits (B, K)``, the seed's ``net_4``) and ``speech_emotion_mlp``
 (openSMILE functionals ``forward(x (B, D)) -> logits (B, K)``). Seed 004 (body motion,
 :mod:`affectlab.models.vae`): ``vae_mlp`` (``forward(x (B, D)) -> (x' (B, D), mu (B, L), logvar (B, L))``).
+Seed 002 (GANs, :mod:`affectlab.models.gan`): ``gan_generator``, ``gan_discriminator`` (heads ``au`` / ``va`` /
+``au_va``, logits ``(B, n + 1)``), ``categorical_gan`` and ``vanilla_gan`` (``{"generator", "discriminator"}``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from affectlab.errors import ConfigError, unknown_name_error
 from affectlab.models import builders
 from affectlab.models.emotion import emotion_cnn, speech_emotion_mlp
 from affectlab.models.game import quadratic_game
+from affectlab.models.gan import categorical_gan, gan_discriminator, gan_generator, vanilla_gan
 from affectlab.models.vae import vae_mlp
 
 __all__ = ["MODELS", "build_model", "model_options"]
@@ -44,6 +47,10 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "emotion_cnn": emotion_cnn,
     "speech_emotion_mlp": speech_emotion_mlp,
     "vae_mlp": vae_mlp,
+    "gan_generator": gan_generator,
+    "gan_discriminator": gan_discriminator,
+    "categorical_gan": categorical_gan,
+    "vanilla_gan": vanilla_gan,
 }
 
 

@@ -16,7 +16,8 @@ SEED_003 = [
 
 
 def test_registry_has_every_seed_model() -> None:
-    assert set(SEED_003) | {"f0_to_au", "quadratic_game", "emotion_cnn", "speech_emotion_mlp", "vae_mlp"} == set(MODELS)
+    assert set(SEED_003) | {"f0_to_au", "quadratic_game", "emotion_cnn", "speech_emotion_mlp", "vae_mlp",
+                            "gan_generator", "gan_discriminator", "categorical_gan", "vanilla_gan"} == set(MODELS)
 
 
 def test_unknown_model_lists_known_names() -> None:
