@@ -50,6 +50,17 @@ def test_valid_card_exits_0(corpus: Path, tmp_path: Path, capsys: pytest.Capture
     assert out.rstrip().endswith("ok") and not err
 
 
+def test_named_splits_are_listed_and_one_naming_an_absent_subject_exits_2(
+        corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = {"mine": {"train": ["s1"], "val": ["s2"]}}
+    code, out, err = run(["datasets", "check", card(tmp_path, splits=good)], capsys)
+    assert code == 0, err
+    assert "split mine         1 train / 1 val / 0 test subjects" in out
+    bad = {"mine": {"train": ["s1"], "val": ["s2"], "test": ["s9", "s8"]}}
+    code, _, err = run(["datasets", "check", card(tmp_path, splits=bad)], capsys)
+    assert code == 2 and "splits.mine.test names subject(s) without recordings: s9, s8" in err
+
+
 def test_unknown_key_named_with_suggestion(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["datasets", "check", card(tmp_path, frame_label={"rate_hz": 25})], capsys)
     assert code == 2

@@ -8,7 +8,7 @@ import click
 
 from affectlab.cli.common import set_option
 from affectlab.data.cards import build_manifest, load_card
-from affectlab.data.check import check_manifest
+from affectlab.data.check import check_manifest, split_problems
 
 
 @click.group("datasets")
@@ -26,7 +26,8 @@ def check(card: str, overrides: tuple[str, ...], show_missing: int) -> None:
     """Validate CARD, build its manifest and report recordings, subjects, missing files, labels.
 
     Exits 0 when the card is valid and every referenced file exists, 1 when files are missing,
-    2 when the card or manifest is invalid.
+    2 when the card or manifest is invalid (including a named split whose subjects have no
+    recording).
     """
     loaded = load_card(card, overrides)
     manifest = build_manifest(loaded)
@@ -37,6 +38,14 @@ def check(card: str, overrides: tuple[str, ...], show_missing: int) -> None:
         click.echo(f"  {column:<17} {count} referenced")
     for column, count in report.label_coverage.items():
         click.echo(f"  label {column:<11} {count}/{report.n_recordings} recordings")
+    splits = loaded.card.splits
+    for name, split in splits.items():
+        click.echo(f"  split {name:<12} {len(split.train)} train / {len(split.val)} val / {len(split.test)} test subjects")
+    bad_splits = split_problems(splits, manifest)
+    for problem in bad_splits:
+        click.echo(f"  SPLIT: {problem}", err=True)
+    if bad_splits:
+        sys.exit(2)
     if report.missing:
         click.echo(f"  MISSING: {len(report.missing)} referenced file(s) do not exist:", err=True)
         for sample_id, column, path in report.missing[:show_missing]:

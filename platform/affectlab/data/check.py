@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
 from affectlab import storage
 from affectlab.data.manifest import MEDIA_COLUMNS
 
-__all__ = ["ManifestReport", "check_manifest"]
+__all__ = ["ManifestReport", "check_manifest", "split_problems"]
 
 LABEL_COLUMNS = ("labels_path", "emotion", "transcript", "valence", "arousal", "dominance", "features")
 
@@ -51,3 +52,16 @@ def check_manifest(manifest: pa.Table) -> ManifestReport:
         label_coverage={k: v for k, v in coverage.items() if v},
         missing=missing,
     )
+
+
+def split_problems(splits: dict[str, Any], manifest: pa.Table) -> list[str]:
+    """For each named split of a card (``splits:``), the subjects it names that have no recording in
+    the manifest, as messages naming the split, the part and the subjects (empty: all fine)."""
+    present = set(manifest.column("subject").to_pylist()) if manifest.num_rows else set()
+    problems = []
+    for name, split in splits.items():
+        for part in ("train", "val", "test"):
+            absent = [s for s in getattr(split, part) if s not in present]
+            if absent:
+                problems.append(f"splits.{name}.{part} names subject(s) without recordings: {', '.join(absent)}")
+    return problems
