@@ -26,6 +26,7 @@ from pydantic import Field, field_validator, model_validator
 
 from affectlab.config import StrictModel, SubjectParts, apply_overrides, load_yaml, validate
 from affectlab.errors import ConfigError
+from affectlab.training.gan_config import GanSettings
 from affectlab.training.vae_config import VaeSettings
 
 __all__ = [
@@ -169,6 +170,8 @@ class DataConfig(StrictModel):
                                      description="data.task: emotion (labels, split, frames, augmentation)")
     vae: VaeSettings = Field(default_factory=VaeSettings,
                              description="data.task: vae_lma (loss weights, scaling, outliers, split, regressors)")
+    gan: GanSettings = Field(default_factory=GanSettings,
+                             description="data.task: gan_au / gan_va / gan_au_va (labels, losses, split)")
 
     @field_validator("au_step")
     @classmethod

@@ -141,7 +141,7 @@ def _baseline(config: ExperimentConfig, prepared: Prepared) -> dict[str, float]:
 
 
 def _own_training(task: str) -> Callable[..., TrainResult] | None:
-    """The training function of a task with its own data path (emotion, vae_lma), else None."""
+    """The training function of a task with its own data path (emotion, vae_lma, gan_*), else None."""
     if task == "emotion":
         from affectlab.training.emotion_run import train_emotion
 
@@ -150,6 +150,10 @@ def _own_training(task: str) -> Callable[..., TrainResult] | None:
         from affectlab.training.vae_run import train_vae
 
         return train_vae
+    if task in ("gan_au", "gan_va", "gan_au_va"):
+        from affectlab.training.gan_run import train_gan
+
+        return train_gan
     return None
 
 

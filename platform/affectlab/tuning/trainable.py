@@ -148,8 +148,9 @@ class TuneReporter:
 def shared_corpus(sweep: Sweep) -> Any:
     """The corpus every trial trains on, loaded once in the driver, or None when the space
     changes the data (``data.*`` keys) or the training code has no corpus loader."""
-    if any(key.startswith("data.") for key in sweep.space) or sweep.base.data.task in ("emotion", "vae_lma"):
-        return None  # emotion and VAE trainings read their own data (training.emotion_data, training.vae_data)
+    if any(key.startswith("data.") for key in sweep.space) or sweep.base.data.task in ("emotion", "vae_lma", "gan_au",
+                                                                                     "gan_va", "gan_au_va"):
+        return None  # emotion, VAE and GAN trainings read their own data (training.emotion_data, vae_data, gan_data)
     try:
         from affectlab.training.corpus import load_corpus
     except ImportError:  # pragma: no cover - the training package is part of affectlab

@@ -14,6 +14,9 @@ any data is read.
 ``game``       ``quadratic_game``                          loss, distance
 ``emotion``    ``emotion_cnn`` (face), ``speech_emotion_mlp``  loss, accuracy, video_accuracy, uar
 ``vae_lma``    ``vae_mlp``                                 loss, mae
+``gan_au``     ``categorical_gan``                         loss, real_pct, au_mean_f1, ... (tasks.gan)
+``gan_va``     ``categorical_gan``                         loss, real_pct, ccc_*, mse_*
+``gan_au_va``  ``categorical_gan``                         both of the above
 =============  ==========================================  ===================================
 
 A new family adds a module here with its Task subclass and one :func:`register_task` call.
@@ -165,3 +168,19 @@ def _vae(config: ExperimentConfig, info: DataInfo) -> Task:
 
 register_task(TaskSpec("vae_lma", _vae, ("vae_mlp",), VaeTask.metrics, {"input_dim": 27},
                        "seed 004: VAE over LMA body-motion features, XGBoost PAD regressors"))
+
+
+def _gan(config: ExperimentConfig, info: DataInfo) -> Task:
+    from affectlab.training.tasks.gan import GAN_TASKS, GanTask
+
+    return GanTask(GAN_TASKS[config.data.task], tuple(info.extra.get("aus", config.data.gan.aus)), config)
+
+
+_GAN_METRICS = {"gan_au": ("loss", "real_pct", "au_mean_f1", "au_mean_accuracy", "au_score"),
+                "gan_va": ("loss", "real_pct", "ccc_valence", "ccc_arousal", "ccc_mean", "mse_valence", "mse_arousal"),
+                "gan_au_va": ("loss", "real_pct", "au_mean_f1", "au_mean_accuracy", "au_score", "ccc_valence",
+                              "ccc_arousal", "ccc_mean", "mse_valence", "mse_arousal")}
+for _name, _head in (("gan_au", "au"), ("gan_va", "va"), ("gan_au_va", "au_va")):
+    register_task(TaskSpec(_name, _gan, ("categorical_gan",), _GAN_METRICS[_name],
+                           {"head": _head, "n_aus": 8, "image_size": 28},
+                           f"seed 002: categorical GAN over face crops, discriminator head {_head!r}"))
