@@ -48,7 +48,7 @@ from affectlab.training.splits import (
     plan_split,
 )
 
-__all__ = ["CVResult", "check_fold", "cv_configs", "fit_grid", "run_cv", "split_classes", "write_rows_and_timing"]
+__all__ = ["CVResult", "TuneMetrics", "check_fold", "cv_configs", "fit_grid", "run_cv", "split_classes", "write_rows_and_timing"]
 
 FOLD_SCHEMES = ("loso",)
 
@@ -112,8 +112,8 @@ def cv_configs(base: ExperimentConfig, folds: Sequence[Fold], *, aus: Sequence[s
     return out
 
 
-class _TuneMetrics:
-    """Reporter for CV trials: per-epoch metrics to Tune, no checkpoints (many small trainings)."""
+class TuneMetrics:
+    """Reporter for CV trials (AU and emotion): per-epoch metrics to Tune, no checkpoints (many small trainings)."""
 
     wants_checkpoints = False
 
@@ -135,7 +135,7 @@ def _trial(params: dict[str, Any], *, configs: dict[str, dict], corpora: dict[st
     column = target_column(corpus, config.data.task, config.data.target.au, config.data.target.kind)
     planned = plan_split(config.data, corpus.sample_ids, corpus.subjects, corpus.labels[column])
     check_fold(fold, planned)  # before any training
-    result = train(config, out=storage.join(out, "cv", "runs", config.name), reporter=_TuneMetrics(), corpus=corpus)
+    result = train(config, out=storage.join(out, "cv", "runs", config.name), reporter=TuneMetrics(), corpus=corpus)
     check_fold(fold, result.split)  # and on the split the training actually used
 
 

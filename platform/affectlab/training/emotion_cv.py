@@ -75,20 +75,9 @@ def emotion_folds(subjects: list[str], n_val: int) -> list[tuple[Fold, dict[str,
     return folds
 
 
-class _TuneMetrics:
-    """Reporter for the fold trials: per-epoch metrics to Tune, no checkpoints."""
-
-    wants_checkpoints = False
-
-    def __call__(self, metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
-        from ray import tune
-
-        tune.report(dict(metrics))
-
-
 def _trial(params: dict[str, Any], *, configs: dict[str, dict[str, Any]], out: str) -> None:
     """One fold's training (a Tune function trainable)."""
-    from affectlab.training.cv import check_fold
+    from affectlab.training.cv import TuneMetrics, check_fold
     from affectlab.training.run import train
     from affectlab.training.splits import Split
 
@@ -97,7 +86,7 @@ def _trial(params: dict[str, Any], *, configs: dict[str, dict[str, Any]], out: s
     fold = Fold(entry["fold"], tuple(entry["test"]))
     s = config.data.emotion.split
     check_fold(fold, Split(tuple(s.train), tuple(s.val), tuple(s.test)))  # before any training
-    result = train(config, out=storage.join(out, "cv", "runs", config.name), reporter=_TuneMetrics())
+    result = train(config, out=storage.join(out, "cv", "runs", config.name), reporter=TuneMetrics())
     check_fold(fold, result.split)  # and on the split the training actually used
 
 

@@ -40,6 +40,7 @@ from affectlab.features import io
 from affectlab.features.crops import cell_array
 from affectlab.features.normalize import apply_stats, subject_stats
 from affectlab.training.config import ExperimentConfig, SubjectSplit, with_updates
+from affectlab.training.runners import InMemoryPart
 
 __all__ = ["ALIASES", "EmotionData", "InMemoryPart", "PARTS", "labelled_clips", "load_emotion_data", "resolve_split",
            "select_frames"]
@@ -285,26 +286,6 @@ def _part_arrays(config: ExperimentConfig, feature_set: str, column: str, clips:
     arrays = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
     order = np.lexsort((arrays["frame"], arrays["sample_id"]))  # independent of how the files were committed
     return InMemoryPart({k: v[order] for k, v in arrays.items()})
-
-
-class InMemoryPart:
-    """A part's examples as numpy arrays, iterated like a Ray Dataset (``iter_batches``)."""
-
-    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
-        self.arrays = arrays
-
-    def __len__(self) -> int:
-        return len(self.arrays["label"])
-
-    def iter_batches(self, *, batch_size: int, batch_format: str = "numpy", local_shuffle_buffer_size: int | None = None,
-                     local_shuffle_seed: int | None = None) -> Any:
-        """Numpy batches; shuffled (whole part) when ``local_shuffle_seed`` is given."""
-        order = np.arange(len(self))
-        if local_shuffle_seed is not None:
-            order = np.random.default_rng(local_shuffle_seed).permutation(len(self))
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            yield {k: v[idx] for k, v in self.arrays.items()}
 
 
 def _train_statistics(config: ExperimentConfig, dataset: Any) -> dict[str, Any]:

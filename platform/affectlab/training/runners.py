@@ -34,7 +34,7 @@ from affectlab.training.data import Prepared, batches
 from affectlab.training.loop import DistInfo, LoopOutput, fit
 from affectlab.training.tasks import DataInfo, Task, build_task
 
-__all__ = ["CHECKPOINT_FILE", "build", "build_modules", "data_info", "fingerprint", "load_checkpoint_state", "run_in_process",
+__all__ = ["CHECKPOINT_FILE", "InMemoryPart", "build", "build_modules", "data_info", "fingerprint", "load_checkpoint_state", "run_in_process",
            "run_ray_train", "task_for", "train_loop_per_worker", "windows_datasets"]
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -137,6 +137,27 @@ def run_in_process(config: ExperimentConfig, prepared: Prepared, *, reporter: Re
         lambda: batches(prepared.val, t.batch_size),
         reporter=reporter, resume_from=resume_from, device=device,
     )
+
+
+class InMemoryPart:
+    """A part's examples as equally long numpy arrays (one per column), iterated like a Ray Dataset
+    (``iter_batches``): the in-process runner's data (emotion parts, VAE rows)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+
+    def __len__(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def iter_batches(self, *, batch_size: int, batch_format: str = "numpy", local_shuffle_buffer_size: int | None = None,
+                     local_shuffle_seed: int | None = None) -> Any:
+        """Numpy batches; shuffled (whole part) when ``local_shuffle_seed`` is given."""
+        order = np.arange(len(self))
+        if local_shuffle_seed is not None:
+            order = np.random.default_rng(local_shuffle_seed).permutation(len(self))
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            yield {k: v[idx] for k, v in self.arrays.items()}
 
 
 def run_in_process_batches(config: ExperimentConfig, info: DataInfo, train_batches: Callable[[int], Iterable[Any]],

@@ -21,7 +21,6 @@ Every table of the report (:mod:`affectlab.reporting.vae`) is recomputed from th
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -32,14 +31,14 @@ import torch
 from affectlab import storage
 from affectlab.training.config import ExperimentConfig
 from affectlab.training.loop import saved_weights
-from affectlab.training.runners import (Reporter, batch_seed, build_modules, run_in_process_batches,
+from affectlab.training.runners import (InMemoryPart, Reporter, batch_seed, build_modules, run_in_process_batches,
                                        run_ray_train_datasets, torch_threads)
 from affectlab.training.splits import Split
 from affectlab.training.tasks import DataInfo, VaeTask, build_task
 from affectlab.training.vae_data import PAD_AXES, VaeData, load_vae_data
 from affectlab.training.vae_regress import Regressors, fit_regressors
 
-__all__ = ["ArrayPart", "correlation_uri", "predictions_uri", "train_vae", "vae_metrics"]
+__all__ = ["correlation_uri", "predictions_uri", "train_vae", "vae_metrics"]
 
 
 def predictions_uri(run: str, part: str = "test") -> str:
@@ -52,31 +51,11 @@ def correlation_uri(run: str) -> str:
     return storage.join(run, "vae", "correlation.parquet")
 
 
-class ArrayPart:
-    """Rows ``x`` (N, D) iterated like a Ray Dataset (``iter_batches``), for the in-process runner."""
-
-    def __init__(self, x: np.ndarray) -> None:
-        self.x = x
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def iter_batches(self, *, batch_size: int, batch_format: str = "numpy",
-                     local_shuffle_buffer_size: int | None = None,
-                     local_shuffle_seed: int | None = None) -> Iterator[dict[str, np.ndarray]]:
-        """Numpy batches ``{"x": (b, D)}``; shuffled when ``local_shuffle_seed`` is given."""
-        order = np.arange(len(self.x))
-        if local_shuffle_seed is not None:
-            order = np.random.default_rng(local_shuffle_seed).permutation(len(self.x))
-        for start in range(0, len(order), batch_size):
-            yield {"x": self.x[order[start:start + batch_size]]}
-
-
 def _fit_vae(config: ExperimentConfig, data: VaeData, info: DataInfo, *, out: str, reporter: Reporter | None,
              resume_from: str | None) -> Any:
     t = config.training
     if config.scaling.runner == "in_process":
-        train, val = ArrayPart(data.scaled("train")), ArrayPart(data.scaled("val"))
+        train, val = InMemoryPart({"x": data.scaled("train")}), InMemoryPart({"x": data.scaled("val")})
         return run_in_process_batches(
             config, info,
             lambda epoch: train.iter_batches(batch_size=t.batch_size, local_shuffle_seed=batch_seed(t.seed, epoch, 0)),
@@ -159,7 +138,7 @@ def train_vae(config: ExperimentConfig, *, out: str, reporter: Reporter | None =
             return task.raw(model.decode(torch.as_tensor(latent, dtype=torch.float32)).numpy())
 
     with torch_threads(config.scaling.torch_threads):
-        recon = {p: task.predict(model, ArrayPart(data.scaled(p)).iter_batches(batch_size=512), "cpu")
+        recon = {p: task.predict(model, InMemoryPart({"x": data.scaled(p)}).iter_batches(batch_size=512), "cpu")
                  for p in ("train", "test")}
         s = config.data.vae
         reg = fit_regressors(s.xgb, s.correlation_threshold, data.pad("train"), data.raw["train"],
