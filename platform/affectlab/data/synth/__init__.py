@@ -15,6 +15,7 @@ talking-face    lrs      a real face (astronaut) lip-syncing speech; transcripts
 ravdess         ravdess  RAVDESS-named emotional speech (+ face videos with ``video``),
                          emotion in the prosody (and the face's AUs)
 lma             lma      27 body-motion features from PAD by a nonlinear map
+visemes         lrs      sentences as viseme mouth shapes on the real face; transcripts
 ==============  =======  ===============================================================
 
 Equal arguments give byte-identical files (with the same numpy/PyAV builds); every recording
@@ -33,7 +34,7 @@ from typing import Any
 
 from affectlab import storage
 from affectlab.config import StrictModel, validate
-from affectlab.data.synth import faces, lma, ravdess, speech_au, talking_face
+from affectlab.data.synth import faces, lma, ravdess, speech_au, talking_face, visemes
 from affectlab.data.synth.base import SynthRequest, write_card
 from affectlab.errors import ConfigError, unknown_name_error
 
@@ -76,6 +77,10 @@ KINDS: dict[str, SynthKind] = {
             ravdess.RavdessSynthOptions, ravdess.write, ravdess.check,
         ),
         SynthKind("lma", "lma", "LMA body-motion features from PAD", lma.LmaSynthOptions, lma.write),
+        SynthKind(
+            "visemes", "lrs", "sentences read from the lips: one viseme mouth shape per character",
+            visemes.VisemesOptions, visemes.write,
+        ),
     )
 }
 
