@@ -176,7 +176,7 @@ def _provenance(out: str, card_path: str, manifest: pa.Table, result: Preprocess
         "started": started,
         "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(result.seconds, 3),
-        "card": card_path,
+        "card": storage.absolute(card_path),  # absolute: a later training may run elsewhere
         "out": out,
         "manifest_rows": manifest.num_rows,
         "versions": {"affectlab": __version__, "opensmile": opensmile.__version__, "ray": ray.__version__,

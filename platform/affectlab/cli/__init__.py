@@ -23,6 +23,7 @@ VERBS: dict[str, str] = {
     "synth": "synth",
     "preprocess": "preprocess",
     "train": "train",
+    "evaluate": "evaluate",
     "fuse": "fuse",
     "cv": "cv",
     "sweep": "sweep",

@@ -7,7 +7,8 @@
 run) and also looks one level down, so a directory holding several (the demo's) gets one report
 with a section for each. Emotion runs (``target.task == "emotion"``) get the single-frame and
 full-video tables of :mod:`affectlab.reporting.emotion`; a directory with several of them (face,
-speech, fusion; a mean-face ablation) also gets a comparison of their test scores first.
+speech, fusion; a mean-face ablation) also gets a comparison of their test scores first. GAN runs
+and the trials of GAN sweeps get seed 002's best-iteration tables (:mod:`affectlab.reporting.gan`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def write_report(uri: str, *, out: str | None = None) -> str:
         StorageError: ``uri`` holds nothing to report.
     """
     from affectlab.reporting.emotion import emotion_runs_section, is_emotion_run
+    from affectlab.reporting.gan import gan_runs, gan_section
     from affectlab.reporting.runs_section import cv_section, run_section
     from affectlab.reporting.sweep_section import sweep_section
     from affectlab.reporting.vae import vae_sweeps_section
@@ -96,8 +98,12 @@ def write_report(uri: str, *, out: str | None = None) -> str:
 
     emotion_runs_section(doc, [where for kind, where in outputs if kind == "run" and is_emotion_run(where)])
     vae_sweeps_section(doc, [where for kind, where in outputs if kind == "sweep"], write_png)
+    gans = gan_runs(outputs)
+    gan_section(doc, gans, write_png)
     counts: dict[str, int] = {}
     for kind, where in outputs:
+        if kind == "run" and where in gans:  # its tables and figures are in the GAN section
+            continue
         counts[kind] = counts.get(kind, 0) + 1
         prefix = f"{kind}{counts[kind]}"
         section = {"sweep": sweep_section, "cv": cv_section, "run": run_section}[kind]

@@ -13,7 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Document", "Image", "Table", "format_value"]
+__all__ = ["Document", "Image", "Strong", "Table", "format_value"]
+
+
+@dataclass(frozen=True)
+class Strong:
+    """A table cell shown in bold (Markdown ``**text**``, HTML ``<strong>``), e.g. a column's best score."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def format_value(value: Any) -> str:
@@ -128,7 +138,13 @@ class Document:
 
 
 def _cell_md(value: Any) -> str:
-    return format_value(value).replace("|", "\\|").replace("\n", " ")
+    text = format_value(value).replace("|", "\\|").replace("\n", " ")
+    return f"**{text}**" if isinstance(value, Strong) else text
+
+
+def _cell_html(value: Any) -> str:
+    text = html.escape(format_value(value))
+    return f"<strong>{text}</strong>" if isinstance(value, Strong) else text
 
 
 def _markdown_table(table: Table) -> list[str]:
@@ -145,7 +161,7 @@ def _markdown_table(table: Table) -> list[str]:
 def _html_table(table: Table) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
     rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(format_value(v))}</td>" for v in row) + "</tr>" for row in table.rows
+        "<tr>" + "".join(f"<td>{_cell_html(v)}</td>" for v in row) + "</tr>" for row in table.rows
     )
     caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
     return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"

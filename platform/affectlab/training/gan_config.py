@@ -36,6 +36,13 @@ class GanSettings(StrictModel):
     recon_steps: int = Field(default=1500, ge=1, description="iterations over which the Huber weight falls to 0")
     recon_weight: float = Field(default=10.0, ge=0, description="Huber reconstruction weight at iteration 0")
     grad_clip: float = Field(default=20.0, gt=0, description="gradient norm clip when training.grad_clip is unset")
+    fake_va_target: Literal["smoothed", "real_batch_labels"] = Field(
+        default="smoothed", description="V/A targets of generated images: smoothed (1-alpha)/n like the AU nodes "
+                                        "(the seed's text), or the real batch's V/A labels (its Table 3.18 code)")
+    supervised_only: bool = Field(default=False, description="train the discriminator on the real images' labels "
+                                                             "only, no generator (the reference row of the tables)")
+    save_checkpoints: bool = Field(default=True, description="write both networks every training.eval_every "
+                                                             "iterations to <out>/checkpoints/ (affectlab evaluate)")
     drop_frames_without_au: bool = Field(default=False,
                                          description="drop frames with no AU occurring before the split")
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="share of frames in the held-out part")

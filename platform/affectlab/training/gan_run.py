@@ -3,7 +3,10 @@
 :func:`train_gan` is what :func:`affectlab.training.run.train` runs for these tasks: it loads the
 frames (:mod:`affectlab.training.gan_data`), trains with the configured runner and writes the
 usual run outputs (``config.yaml``, ``history.parquet``, ``result.json``, ``best_model.pt`` =
-``{"generator", "discriminator"}`` state dicts of the best evaluation).
+``{"generator", "discriminator"}`` state dicts of the best evaluation) and, unless
+``data.gan.save_checkpoints`` is false, both networks at every checkpoint in
+``<out>/checkpoints/iteration=<N>.pt`` (what ``affectlab evaluate RUN --checkpoints all`` scores,
+:mod:`affectlab.training.gan_evaluate`).
 
 Iterations: the seed counts iterations, not epochs. Set ``training.max_iterations`` (the budget;
 the seed: 1 000 000) and ``training.eval_every`` (K, the checkpoint period; the seed: 1000): the
@@ -32,7 +35,16 @@ from affectlab.training.splits import Split
 from affectlab.training.tasks import DataInfo, build_task
 from affectlab.training.tasks.gan import GanTask
 
-__all__ = ["train_gan"]
+__all__ = ["CHECKPOINTS", "checkpoints_dir", "train_gan"]
+
+CHECKPOINTS = "checkpoints"
+
+
+def checkpoints_dir(out: str) -> str:
+    """Where a GAN run writes its per-checkpoint weights: ``<out>/checkpoints``."""
+    from affectlab import storage
+
+    return storage.join(out, CHECKPOINTS)
 
 
 def _gan_task(config: ExperimentConfig, info: DataInfo) -> GanTask:
@@ -63,13 +75,14 @@ def train_gan(config: ExperimentConfig, *, out: str, reporter: Reporter | None =
     data = load_gan_data(config)
     info = DataInfo(model_kwargs=data.model_kwargs, extra=data.extra)
     t = config.training
+    weights_dir = checkpoints_dir(out) if config.data.gan.save_checkpoints and write else None
     if config.scaling.runner == "in_process":
         output = run_in_process_batches(
             config, info, lambda epoch: data.train_batches(t.batch_size, batch_seed(t.seed, epoch, 0)),
-            lambda: data.eval_batches("val"), reporter=reporter, resume_from=resume_from)
+            lambda: data.eval_batches("val"), reporter=reporter, resume_from=resume_from, weights_dir=weights_dir)
     else:
         output, _ = run_ray_train_datasets(config, data.ray_datasets(), info, out=out, reporter=reporter,
-                                           in_memory=True)
+                                           in_memory=True, weights_dir=weights_dir)
     best_row = next((r for r in output.history if r["epoch"] == output.best_epoch), output.history[-1])
     val = _evaluate(config, data, info, output.best_states)
     subjects = data.summary()["subjects"]

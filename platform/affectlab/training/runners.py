@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -31,10 +32,11 @@ from affectlab import storage
 from affectlab.errors import ConfigError
 from affectlab.training.config import ExperimentConfig
 from affectlab.training.data import Prepared, batches
-from affectlab.training.loop import DistInfo, LoopOutput, fit
+from affectlab.training.loop import DistInfo, LoopOutput, fit, saved_weights
 from affectlab.training.tasks import DataInfo, Task, build_task
 
 __all__ = ["CHECKPOINT_FILE", "InMemoryPart", "build", "build_modules", "data_info", "fingerprint", "load_checkpoint_state", "run_in_process",
+           "WEIGHTS_PATTERN", "write_round_weights",
            "run_ray_train", "task_for", "train_loop_per_worker", "windows_datasets"]
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -98,17 +100,37 @@ def _threads(config: ExperimentConfig) -> int:
 # -- in-process -----------------------------------------------------------------------------
 
 
+WEIGHTS_PATTERN = "iteration={iteration:09d}.pt"
+"""File name of one round's module weights under a run's ``checkpoints/`` (see :func:`write_round_weights`)."""
+
+
+def write_round_weights(weights_dir: str | None, state: dict[str, Any]) -> None:
+    """Write the round's module weights (``{name: state_dict}``, CPU tensors) to
+    ``<weights_dir>/iteration=<N>.pt`` (local path or ``s3://``); nothing when ``weights_dir`` is None.
+
+    These files are what ``affectlab evaluate RUN --checkpoints all`` scores; the full resumable
+    state (optimizers, history, RNG) stays in the runner's own checkpoints."""
+    if weights_dir is None:
+        return
+    buffer = io.BytesIO()
+    torch.save(saved_weights(state["modules"]), buffer)
+    storage.write_bytes(storage.join(weights_dir, WEIGHTS_PATTERN.format(iteration=int(state["iteration"]))),
+                        buffer.getvalue())
+
+
 class _LocalReporter:
     """Adapts a ``reporter(metrics, checkpoint_dir)`` callable to the loop's report/restore."""
 
-    def __init__(self, user: Reporter | None, resume: dict[str, Any] | None, fp: str) -> None:
-        self.user, self.resume, self.fp = user, resume, fp
+    def __init__(self, user: Reporter | None, resume: dict[str, Any] | None, fp: str,
+                 weights_dir: str | None = None) -> None:
+        self.user, self.resume, self.fp, self.weights_dir = user, resume, fp, weights_dir
         self.wants_checkpoints = bool(getattr(user, "wants_checkpoints", True))
 
     def restore(self) -> dict[str, Any] | None:
         return self.resume
 
     def report(self, metrics: dict[str, Any], state: dict[str, Any]) -> None:
+        write_round_weights(self.weights_dir, state)
         if self.user is None:
             return
         if not self.wants_checkpoints:
@@ -162,9 +184,12 @@ class InMemoryPart:
 
 def run_in_process_batches(config: ExperimentConfig, info: DataInfo, train_batches: Callable[[int], Iterable[Any]],
                            val_batches: Callable[[], Iterable[Any]], *, reporter: Reporter | None = None,
-                           resume_from: str | None = None, device: str | None = None) -> LoopOutput:
+                           resume_from: str | None = None, device: str | None = None,
+                           weights_dir: str | None = None) -> LoopOutput:
     """:func:`run_in_process` for any batch source: ``train_batches(epoch)`` and ``val_batches()``
-    give iterables of numpy batches (e.g. ``Dataset.iter_batches`` of streamed Ray Datasets)."""
+    give iterables of numpy batches (e.g. ``Dataset.iter_batches`` of streamed Ray Datasets).
+    With ``weights_dir`` every round's module weights are also written there
+    (:func:`write_round_weights`)."""
     device = device or ("cuda" if config.scaling.use_gpu and torch.cuda.is_available() else "cpu")
     fp = fingerprint(config)
     resume = load_checkpoint_state(resume_from, fp) if resume_from else None
@@ -172,7 +197,7 @@ def run_in_process_batches(config: ExperimentConfig, info: DataInfo, train_batch
         task = build_task(config, info)
         modules = {name: m.to(device) for name, m in build_modules(config, task, info.model_kwargs).items()}
         return fit(task, modules, train_batches, val_batches, config.training,
-                   _LocalReporter(reporter, resume, fp), dist=DistInfo(0, 1, device))
+                   _LocalReporter(reporter, resume, fp, weights_dir), dist=DistInfo(0, 1, device))
 
 
 @contextmanager
@@ -193,8 +218,8 @@ def torch_threads(n: int | None) -> Iterator[None]:
 class _RayTrainReporter:
     """``ray.train.report`` every epoch; rank 0 attaches the checkpoint."""
 
-    def __init__(self, rank: int, fp: str) -> None:
-        self.rank, self.fp = rank, fp
+    def __init__(self, rank: int, fp: str, weights_dir: str | None = None) -> None:
+        self.rank, self.fp, self.weights_dir = rank, fp, weights_dir
 
     def restore(self) -> dict[str, Any] | None:
         import ray.train
@@ -211,6 +236,7 @@ class _RayTrainReporter:
         with tempfile.TemporaryDirectory(prefix="affectlab-ckpt-") as tmp:
             checkpoint = None
             if self.rank == 0:
+                write_round_weights(self.weights_dir, state)
                 torch.save({**state, "fingerprint": self.fp}, os.path.join(tmp, CHECKPOINT_FILE))
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch={state['epoch']:04d}")
@@ -285,7 +311,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> LoopOutput:
         task, modules,
         lambda epoch: shard_batches(train_shard, per_worker, seed=batch_seed(t.seed, epoch, rank)),
         lambda: shard_batches(val_shard, t.batch_size),
-        t, _RayTrainReporter(rank, loop_config["fingerprint"]),
+        t, _RayTrainReporter(rank, loop_config["fingerprint"], loop_config.get("weights_dir")),
         dist=DistInfo(rank, world, str(device)),
     )
 
@@ -367,7 +393,8 @@ def run_ray_train(config: ExperimentConfig, prepared: Prepared, *, out: str,
 
 
 def run_ray_train_datasets(config: ExperimentConfig, datasets: dict[str, Any], info: DataInfo, *, out: str,
-                           reporter: Reporter | None = None, in_memory: bool = False) -> tuple[LoopOutput, Any]:
+                           reporter: Reporter | None = None, in_memory: bool = False,
+                           weights_dir: str | None = None) -> tuple[LoopOutput, Any]:
     """Train with a ``TorchTrainer``; returns rank 0's loop output and the Ray Train ``Result``.
 
     ``datasets`` holds Ray Datasets ``train`` (split across the workers) and ``val`` (whole on
@@ -380,7 +407,8 @@ def run_ray_train_datasets(config: ExperimentConfig, datasets: dict[str, Any], i
     resumes from the latest checkpoint (Ray Train V2 restores a run by storage path and name).
     Inside a Tune trial the per-round metrics are forwarded to Tune with Ray's
     ``TuneReportCallback``; otherwise ``reporter`` is called with each round's metrics after
-    the run (checkpoints stay in the run directory).
+    the run (checkpoints stay in the run directory). With ``weights_dir`` rank 0 also writes every
+    round's module weights there (:func:`write_round_weights`).
     """
     import ray
     import ray.train
@@ -404,6 +432,7 @@ def run_ray_train_datasets(config: ExperimentConfig, datasets: dict[str, Any], i
             "extra": info.extra,
             "fingerprint": fingerprint(config),
             "registry": _registry_entries(config),
+            "weights_dir": storage.absolute(weights_dir) if weights_dir else None,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=s.num_workers, use_gpu=s.use_gpu, resources_per_worker={"CPU": s.cpus_per_worker}

@@ -247,10 +247,12 @@ class Sweep:
 
     @property
     def max_t(self) -> int:
-        """Epoch budget of one trial (ASHA's ``max_t``, else the base's ``max_epochs``)."""
+        """Round budget of one trial (ASHA's ``max_t``, else the base's rounds: ``max_epochs``, or
+        ``max_iterations / eval_every`` evaluation periods for an iteration budget)."""
+        rounds = int(self.base.training.max_evaluations)
         if self.tune.asha and self.tune.asha.max_t:
-            return min(self.tune.asha.max_t, self.base.training.max_epochs)
-        return int(self.base.training.max_epochs)
+            return min(self.tune.asha.max_t, rounds)
+        return rounds
 
     def fingerprint(self) -> str:
         """Hash of everything that defines the search except the number of samples.

@@ -231,3 +231,33 @@ def test_a_directory_holding_several_outputs_gets_one_report(tmp_path: Path) -> 
 def test_nothing_to_report_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="no run .* CV .* or sweep"):
         write_report(str(tmp_path))
+
+
+def test_strong_cells_render_bold_in_markdown_and_html() -> None:
+    from affectlab.reporting.document import Document, Strong, Table
+
+    doc = Document("t")
+    doc.table(Table(["a", "b"], [[Strong("0.9 (3)"), "0.1 (1)"]]))
+    assert "| **0.9 (3)** | 0.1 (1) |" in doc.to_markdown()
+    assert "<td><strong>0.9 (3)</strong></td><td>0.1 (1)</td>" in doc.to_html()
+
+
+def test_gan_table_bolds_each_columns_best_from_the_values() -> None:
+    from affectlab.reporting.document import Strong
+    from affectlab.reporting.gan import VA_COLUMNS, _bold_table
+
+    rows = [("lr 1e-4 / ur 2", {"ccc_valence": {"value": 0.7, "iteration": 3000}, "mse_valence": {"value": 0.05, "iteration": 1000},
+                                "real_pct": {"value": 0.9, "iteration": 0}}),
+            ("lr 1e-5 / ur 5", {"ccc_valence": {"value": 0.8, "iteration": 12000}, "mse_valence": {"value": 0.07, "iteration": 2000},
+                                "real_pct": {"value": 0.95, "iteration": 500}}),
+            ("supervised only (no generator), lr 1e-4", {"ccc_valence": {"value": 0.75, "iteration": 1000},
+                                                         "mse_valence": {"value": 0.06, "iteration": 1000},
+                                                         "real_pct": {"value": 1.0, "iteration": 0}})]
+    table = _bold_table(rows, VA_COLUMNS, "caption", lambda label, metric: label.startswith("sup") and metric == "real_pct")
+    by_row = {r[0]: r[1:] for r in table.rows}
+    assert table.columns == ["run", "CCC V", "CCC A", "MSE V", "MSE A", "% real"]
+    assert by_row["lr 1e-5 / ur 5"][0] == Strong("0.800 (12)")  # max CCC
+    assert by_row["lr 1e-4 / ur 2"][2] == Strong("0.050 (1)")  # min MSE
+    assert by_row["lr 1e-4 / ur 2"][0] == "0.700 (3)" and by_row["lr 1e-4 / ur 2"][1] == "-"  # no arousal scores
+    assert by_row["supervised only (no generator), lr 1e-4"][4] == "-"  # never saw a fake: no % real
+    assert by_row["lr 1e-5 / ur 5"][4] == Strong("0.950 (0.5)")  # best among the GAN rows

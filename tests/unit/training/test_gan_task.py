@@ -207,3 +207,40 @@ def test_scores_from_known_outputs() -> None:
     assert m["val_au_score"] == pytest.approx((0.75 + 0.75) / 2)
     assert m["val_ccc_valence"] == pytest.approx(1.0) and m["val_mse_valence"] == pytest.approx(0.0)
     assert m["val_ccc_arousal"] == pytest.approx(1.0)
+
+
+def test_noise_depends_on_the_iteration_only_so_a_resumed_run_draws_the_same() -> None:
+    task = GanTask("au", AUS)
+    other_seed = GanTask("au", AUS, ExperimentConfig.model_validate({
+        "data": {"features": "/nowhere", "task": "gan_au"}, "model": {"name": "categorical_gan"},
+        "training": {"monitor": "val_au_mean_f1", "seed": 1}}))
+    first = task._noise_batch(4, "cpu", 7)
+    assert torch.equal(first, GanTask("au", AUS)._noise_batch(4, "cpu", 7))  # a fresh task (a resume) draws it again
+    assert not torch.equal(first, task._noise_batch(4, "cpu", 8))
+    assert not torch.equal(first, other_seed._noise_batch(4, "cpu", 7))
+    assert float(first.min()) >= -1 and float(first.max()) <= 1
+
+
+def test_supervised_only_steps_the_discriminator_on_real_images_every_iteration() -> None:
+    torch.manual_seed(0)
+    task = GanTask("au_va", AUS, _config(supervised_only=True))
+    modules = dict(build_model("categorical_gan", head="au_va", n_aus=3, image_size=28).items())
+    ctx = StepContext(modules, task.configure_optimizers(modules, 1e-3), device="cpu")
+    batch = task.to_device(_batch(8, np.random.default_rng(0)), "cpu")
+    generator = [p.detach().clone() for p in modules["generator"].parameters()]
+    for it in range(3):  # update_rate 2 would make iterations 1 and 2 generator steps
+        ctx.iteration = it
+        before = [p.detach().clone() for p in modules["discriminator"].parameters()]
+        out = task.train_step(ctx, batch)
+        assert sorted(out.losses) == ["d_loss"]
+        assert any(not torch.equal(a, p) for a, p in zip(before, modules["discriminator"].parameters(), strict=True))
+    assert all(torch.equal(a, p) for a, p in zip(generator, modules["generator"].parameters(), strict=True))
+
+
+def test_fake_va_targets_smoothed_or_the_real_batch_labels() -> None:
+    batch = {"va": torch.tensor([[0.5, -0.2], [float("nan"), 0.1]])}
+    smoothed, _ = GanTask("va", (), label_smoothing=0.8)._fake_parts(2, "cpu", batch)
+    assert torch.allclose(smoothed["va"], torch.full((2, 2), 0.1)) and torch.allclose(smoothed["rf"], torch.full((2,), 0.8))
+    literal, masks = GanTask("va", (), _config(fake_va_target="real_batch_labels"))._fake_parts(2, "cpu", batch)
+    assert literal["va"][0].tolist() == pytest.approx([0.5, -0.2])
+    assert masks["va"].tolist() == [[True, True], [False, True]]  # a missing label stays masked

@@ -239,7 +239,8 @@ class GanTask(Task):
         self.weights = PONDERATED if weighting == "ponderated" else EQUAL
         self.n_labels = (2 if head in ("va", "au_va") else 0) + (len(self.aus) if head in ("au", "au_va") else 0)
         self._seed = int(config.training.seed) if config is not None else 0
-        self._noise: torch.Generator | None = None
+        self.fake_va_target = getattr(s, "fake_va_target", "smoothed")
+        self.supervised_only = bool(getattr(s, "supervised_only", False))
 
     # -- optimizers and batches -----------------------------------------------------------------
     def configure_optimizers(self, modules: dict[str, nn.Module], lr: float) -> dict[str, torch.optim.Optimizer]:
@@ -274,31 +275,36 @@ class GanTask(Task):
             targets["va"] = torch.nan_to_num(va, nan=0.0)
         return targets, masks
 
-    def _fake_parts(self, b: int, device: Any) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def _fake_parts(self, b: int, device: Any, batch: dict[str, torch.Tensor] | None = None,
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         full = fake_targets(b, self.n_labels, self.alpha, device=device)
         targets, masks, col = {"rf": full[:, -1]}, {}, 0
         if self.head in ("va", "au_va"):
             targets["va"], col = full[:, :2], 2
             masks["va"] = torch.ones_like(targets["va"], dtype=torch.bool)
+            if self.fake_va_target == "real_batch_labels" and batch is not None:  # the seed's Table 3.18 code
+                va = batch["va"][:b]
+                targets["va"], masks["va"] = torch.nan_to_num(va, nan=0.0), ~torch.isnan(va)
         if self.head in ("au", "au_va"):
             targets["au"] = full[:, col:col + len(self.aus)]
             masks["au"] = torch.ones_like(targets["au"], dtype=torch.bool)
         return targets, masks
 
-    def _noise_batch(self, b: int, device: Any) -> torch.Tensor:
-        """U[-1, 1] noise from a CPU generator seeded by ``training.seed`` and the DDP rank (each rank
-        generates different images; the draws do not depend on the device)."""
-        if self._noise is None:
-            dist = torch.distributed
-            rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-            self._noise = torch.Generator().manual_seed(self._seed * 1_000_003 + rank)
-        return sample_noise(b, generator=self._noise).to(device)
+    def _noise_batch(self, b: int, device: Any, iteration: int) -> torch.Tensor:
+        """U[-1, 1] noise drawn from a CPU generator seeded by (``training.seed``, DDP rank,
+        iteration): each rank generates different images, the draws do not depend on the device,
+        and a run resumed from a checkpoint draws exactly the noise of an uninterrupted one (no
+        generator state to save)."""
+        dist = torch.distributed
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        seed = int(np.random.SeedSequence([self._seed, rank, iteration]).generate_state(1, np.uint64)[0] >> 1)
+        return sample_noise(b, generator=torch.Generator().manual_seed(seed)).to(device)
 
     def d_loss(self, disc: nn.Module, logits: torch.Tensor, batch: dict[str, torch.Tensor], n_real: int) -> torch.Tensor:
         """Mean of the real half's and the fake half's losses (``logits`` rows: real then fake)."""
         plain = unwrap(disc)
         real_t, real_m = self._real_parts(batch)
-        fake_t, fake_m = self._fake_parts(logits.shape[0] - n_real, logits.device)
+        fake_t, fake_m = self._fake_parts(logits.shape[0] - n_real, logits.device, batch)
         real = d_label_loss(plain.split_logits(logits[:n_real]), real_t, real_m, va_loss=self.va_loss,
                             weights=self.weights)
         fake = d_label_loss(plain.split_logits(logits[n_real:]), fake_t, fake_m, va_loss=self.va_loss,
@@ -311,7 +317,16 @@ class GanTask(Task):
             ctx.grad_clip = self.grad_clip
         real = batch["image"]
         b = real.shape[0]
-        z = self._noise_batch(b, real.device)
+        if self.supervised_only:  # the reference row: D on the real images' labels, every iteration
+            disc = ctx.modules["discriminator"]
+            with ctx.autocast():
+                logits = disc(real)
+                targets, masks = self._real_parts(batch)
+                loss = d_label_loss(unwrap(disc).split_logits(logits), targets, masks, va_loss=self.va_loss,
+                                    weights=self.weights)
+            ctx.optimize("discriminator", loss)
+            return StepOutput({"d_loss": float(loss.detach())}, float(b))
+        z = self._noise_batch(b, real.device, ctx.iteration)
         if steps_discriminator(ctx.iteration, self.update_rate):
             with torch.no_grad():
                 fake = ctx.modules["generator"](z)

@@ -1,0 +1,40 @@
+"""``affectlab evaluate RUN --checkpoints all --split test``: score a GAN run's saved checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from affectlab.cli.common import num_cpus_option, verbose_option
+
+
+@click.command("evaluate")
+@click.argument("run")
+@click.option("--checkpoints", default="all", show_default=True,
+              help="Which checkpoints: all, best (the run's best iteration), last, or iterations like 1000,5000.")
+@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True,
+              help="test: the held-out identities (the seed's testing set); train: the training identities.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Images per forward pass.")
+@num_cpus_option
+@verbose_option
+def command(run: str, checkpoints: str, split: str, batch_size: int, num_cpus: int | None, verbose: bool) -> None:
+    """Evaluate every saved checkpoint of a GAN run (data.task gan_au / gan_va / gan_au_va) in parallel Ray tasks.
+
+    Writes RUN/evaluation/SPLIT.parquet (one row per checkpoint: per-AU F1 / precision / recall /
+    accuracy, mean F1, mean accuracy, their mean, % real, CCC and MSE of valence and arousal) and
+    SPLIT_best.json (each metric's best value and the iteration reaching it, as in seed 002's
+    tables); `affectlab report RUN` shows them.
+    """
+    from affectlab.runtime import ray_session
+    from affectlab.training.gan_evaluate import best_over_checkpoints, evaluate_checkpoints
+
+    with ray_session(num_cpus=num_cpus, verbose=verbose):
+        frame = evaluate_checkpoints(run, checkpoints=checkpoints, split=split, batch_size=batch_size,
+                                     progress=lambda line: click.echo(line, err=True))
+    keys = [k for k in ("au_mean_f1", "au_mean_accuracy", "au_score", "real_pct", "ccc_valence", "ccc_arousal",
+                        "mse_valence", "mse_arousal") if k in frame]
+    click.echo(json.dumps({"checkpoints": len(frame), "split": split, "best": best_over_checkpoints(frame, keys)},
+                          indent=2))
+    click.echo(f"outputs: {run}/evaluation/{split}.parquet")
