@@ -24,14 +24,14 @@ and the video stages all use it. What it does, in order:
 
    An exception in a row becomes an error row (``sample_id, stage, error`` = exception type,
    ``message, path``); the other rows go on.
-4. Commit: inside a block, every :data:`COMMIT_ROWS` rows (or :data:`COMMIT_SECONDS`, whichever
-   comes first) the worker writes the good rows as one Parquet file in the hidden
-   ``<out>/_staging/...`` and yields their summary; the dataset's output blocks are kept tiny
-   so that each summary reaches the driver at once, which publishes the file into the set
-   directory (``storage.move_tree``: a local rename / S3 server-side copy, whole files only).
-   A run killed at any point leaves only whole, published files and loses at most the
-   uncommitted rows of the blocks in flight; the next run cleans the staging area and skips
-   what was published.
+4. Commit: a block is cut into commits at fixed row indices (rows ``[k*c, (k+1)*c)`` with
+   ``c = commit_rows``, default :data:`COMMIT_ROWS`); for each, the worker writes the good rows
+   as one Parquet file in the hidden ``<out>/_staging/...`` and yields their summary; the
+   dataset's output blocks are kept tiny so that each summary reaches the driver at once, which
+   publishes the file into the set directory (``storage.move_tree``: a local rename / S3
+   server-side copy, whole files only). A run killed at any point leaves only whole, published
+   files and loses at most the uncommitted rows of the blocks in flight; the next run cleans the
+   staging area and skips what was published. Exactly once under retries: see below.
 5. ``<out>/errors/<stage>-<v>.parquet`` is replaced with this run's error rows and
    ``<out>/<kind>/<name>/_latest.json`` records the version, extractor, parameters, counts and
    timing of this run (per-set provenance; ``affectlab.preprocess`` adds the run-level file).
@@ -50,6 +50,39 @@ pass, and no separate write tasks compete for the CPUs the extractors use. Memor
 bounded: a worker holds at most :data:`COMMIT_ROWS` extracted rows, the driver only the per-row
 summaries.
 
+Exactly one row per recording when Ray retries a block (node or worker loss). Ray Data runs
+each block as a *streaming generator* task with ``max_retries=-1``; when the task's worker or
+node dies, Ray runs the block again from its first row and matches the new attempt's outputs to
+the first attempt's **by position**: outputs already reported to the driver are kept and the new
+attempt's outputs at those positions are dropped (their staged files stay in ``_staging`` and are
+removed with it), the rest are taken from the new attempt (and a replay of a *finished* task that
+yields a different number of outputs fails with ``StreamingGeneratorReplayInconsistentError``).
+Three rules make that exactly-once here:
+
+- *Commits are a pure function of the block's rows*: commit ``k`` of a block always holds its
+  rows ``[k*c, (k+1)*c)``, whatever the timing, so output ``k`` of every attempt names the same
+  recordings and position matching neither repeats nor skips one. (Commits used to be cut
+  after ``COMMIT_SECONDS`` as well; with a slow extractor two attempts then cut at different
+  rows, and the matched outputs could repeat rows or silently drop them. That timer is gone: a
+  slow extractor bounds its lost work with fewer rows per commit instead, ``commit_rows`` of
+  :func:`run_stage` or a ``commit_rows`` class attribute.)
+- *The driver publishes by ``sample_id``, never twice* (:class:`_Publisher`): it starts from the
+  ids already published (read for the resume anyway) and publishes a staged file only for ids
+  not yet published; a file holding only published ids is discarded, one with some is rewritten
+  without them (staged, then moved: still whole files). The same for error rows (one per id; a
+  later success removes it). This covers what position matching does not: an output that
+  reaches the driver twice (e.g. a finished task re-executed to reconstruct a lost object), a
+  manifest with a repeated id. Normally it drops nothing and costs nothing (a set lookup per
+  row; no file is read).
+- *Nothing is lost silently*: after the stream the driver checks that every recording it handed
+  out was published or failed (a staged file that vanished counts as neither); missing ones go
+  through the workers once more, and if any are still missing the stage raises
+  :class:`~affectlab.errors.StorageError` (the published rows stay; a resume finishes them).
+
+``tests/integration/test_preprocess_node_loss.py`` removes a worker node of a 3-node cluster
+(no graceful shutdown) while a block whose first commit was published is running: Ray retries
+the block on another node, the run completes by itself, and every recording has one row.
+
 Writing an extractor for this runner (helper for video stages)::
 
     class MyExtractor:
@@ -57,6 +90,7 @@ Writing an extractor for this runner (helper for video stages)::
         requires = ("video_path",)   # rows with any of these null are not applicable
         path_column = "video_path"   # reported in error rows
         num_cpus = 1.0               # per worker
+        commit_rows = 2              # optional: rows per staged file (default COMMIT_ROWS)
 
         @classmethod
         def describe(cls, **kwargs) -> dict:   # optional: identity without heavy set-up
@@ -91,7 +125,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from affectlab import storage
-from affectlab.errors import ConfigError
+from affectlab.errors import ConfigError, StorageError
 from affectlab.features import io
 from affectlab.features.arrow import rows_to_table
 from affectlab.features.base import params_hash
@@ -119,9 +153,9 @@ STRATEGIES = ("tasks", "actors")
 # Ray Data scheduling: ~2 blocks per worker (each block costs ~0.17 s of idle worker here)
 MAX_ROWS_PER_BLOCK = 1024
 BLOCKS_PER_WORKER = 2
-# commit granularity inside a block: a staged file and a summary every N rows or S seconds
+# commit granularity inside a block: a staged file and a summary at every N-th row of the block
+# (fixed row indices, never time: a retried block must cut the same commits, see the docstring)
 COMMIT_ROWS = 8
-COMMIT_SECONDS = 30.0
 # output block size of the stage's dataset: tiny, so each yielded summary is its own block
 _SUMMARY_BLOCK_BYTES = 1
 
@@ -141,6 +175,7 @@ class StageResult:
     n_skipped: int = 0
     n_failed: int = 0
     n_not_applicable: int = 0
+    n_duplicates: int = 0
     seconds: float = 0.0
     media_seconds: float = 0.0
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -186,7 +221,7 @@ def plan_blocks(n_rows: int, num_workers: int, batch_size: int | None = None) ->
 
 class _StageWorker:
     """Ray Data callable class: one extractor per actor (or cached per task worker process); one
-    staged Parquet file per commit of :data:`COMMIT_ROWS` rows (or :data:`COMMIT_SECONDS`)."""
+    staged Parquet file per commit of :data:`COMMIT_ROWS` consecutive rows of a block."""
 
     def __init__(self, extractor_cls: type, extractor_kwargs: dict[str, Any], staging: str, stage: str,
                  commit_rows: int = COMMIT_ROWS) -> None:
@@ -199,23 +234,25 @@ class _StageWorker:
         self.meta = {**meta, "stage": stage, "params": self.extractor.params(), "extractor_version": self.extractor.version}
 
     def __call__(self, batch: pa.Table) -> Iterator[pa.Table]:
-        """Process a block row by row; yield one summary table per committed chunk."""
-        good: list[dict[str, Any]] = []
-        summary: list[dict[str, Any]] = []
-        since = time.monotonic()
-        for row in batch.to_pylist():
-            path = row.get(self.path_column) if self.path_column else None
-            try:
-                out = self.extractor.process(row)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes an error row
-                summary.append(_summary(row["sample_id"], False, type(exc).__name__, str(exc)[:2000], path, 0.0))
-            else:
-                good.append(out)
-                summary.append(_summary(row["sample_id"], True, None, None, path, float(out.get("duration_s") or 0.0)))
-            if len(summary) >= self.commit_rows or time.monotonic() - since >= COMMIT_SECONDS:
-                yield self._commit(good, summary)
-                good, summary, since = [], [], time.monotonic()
-        if summary:
+        """Process a block row by row; yield one summary table per commit.
+
+        Commit ``k`` holds rows ``[k*commit_rows, (k+1)*commit_rows)`` of the block, so every
+        attempt at the same block yields the same number of outputs naming the same rows (Ray
+        matches a retried task's outputs to the first attempt's by position; module docstring).
+        """
+        rows = batch.to_pylist()
+        for start in range(0, len(rows), self.commit_rows):
+            good: list[dict[str, Any]] = []
+            summary: list[dict[str, Any]] = []
+            for row in rows[start:start + self.commit_rows]:
+                path = row.get(self.path_column) if self.path_column else None
+                try:
+                    out = self.extractor.process(row)
+                except Exception as exc:  # noqa: BLE001 - every failure becomes an error row
+                    summary.append(_summary(row["sample_id"], False, type(exc).__name__, str(exc)[:2000], path, 0.0))
+                else:
+                    good.append(out)
+                    summary.append(_summary(row["sample_id"], True, None, None, path, float(out.get("duration_s") or 0.0)))
             yield self._commit(good, summary)
 
     def _commit(self, good: list[dict[str, Any]], summary: list[dict[str, Any]]) -> pa.Table:
@@ -278,7 +315,7 @@ def run_stage(
     num_workers: int | None = None,
     progress: bool = True,
     strategy: str = "tasks",
-    commit_rows: int = COMMIT_ROWS,
+    commit_rows: int | None = None,
 ) -> StageResult:
     """Run one extractor over a manifest with Ray Data and commit its Parquet output.
 
@@ -295,20 +332,28 @@ def run_stage(
         progress: Show Ray Data's progress bars.
         strategy: ``"tasks"`` (extractor cached per worker process) or ``"actors"`` (an actor
             pool per run); see the module docstring.
-        commit_rows: Rows per staged (then published) file inside a block; a killed run loses
-            at most this many rows per worker (or :data:`COMMIT_SECONDS` of work).
+        commit_rows: Rows per staged (then published) file inside a block, cut at fixed row
+            indices; a killed run loses at most this many rows per worker. Default: the
+            extractor class's ``commit_rows`` attribute if it has one, else :data:`COMMIT_ROWS`.
 
     A failed row never raises here: it is counted in ``n_failed`` and written to ``errors/``;
     the caller decides on the exit code (``affectlab preprocess --strict``).
+
+    Every applicable recording ends in exactly one published row or one error row, also when
+    Ray retries blocks after a lost worker or node (module docstring, "Exactly one row").
 
     Returns:
         A :class:`StageResult`; ``errors`` holds the failed rows of this run.
 
     Raises:
         ConfigError: Bad ``batch_size`` / ``num_workers`` / ``strategy`` / ``commit_rows``.
+        StorageError: Recordings were neither published nor failed, even after a second pass
+            (the published rows stay; a resume finishes the others).
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    if commit_rows is None:
+        commit_rows = int(getattr(extractor_cls, "commit_rows", None) or COMMIT_ROWS)
     if commit_rows < 1:
         raise ConfigError(f"commit_rows: must be >= 1, got {commit_rows}")
     kwargs = dict(extractor_kwargs or {})
@@ -326,12 +371,22 @@ def run_stage(
     result.n_skipped = applicable.num_rows - todo.num_rows
     staging = io.staging_dir(out, kind, name, version)
     storage.remove(staging)
-    if todo.num_rows:
-        _execute(todo, extractor_cls, kwargs, final, storage.join(staging, uuid.uuid4().hex), name, result,
+    publisher = _Publisher(final, staging, result, done)
+    for _ in range(2):  # a second pass only runs recordings the first one lost (not expected to happen)
+        if not todo.num_rows:
+            break
+        _execute(todo, extractor_cls, kwargs, final, storage.join(staging, uuid.uuid4().hex), name, publisher,
                  batch_size=batch_size, num_workers=num_workers, progress=progress, strategy=strategy,
                  commit_rows=commit_rows)
+        todo = publisher.unaccounted(todo)
+    publisher.finish()
     storage.remove(staging)
     _write_errors(out, name, version, result.errors)
+    if todo.num_rows:
+        ids = todo.column("sample_id").to_pylist()
+        raise StorageError(f"{name} {version}: {len(ids)} recording(s) neither published nor failed after two "
+                           f"passes ({', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''}); the published rows "
+                           "are kept: run again to finish them")
     result.seconds = time.perf_counter() - start
     marker = {**result.to_dict(), "errors": len(result.errors), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     storage.write_text(storage.join(io.set_dir(out, kind, name), "_latest.json"), json.dumps(marker, indent=1, default=str))
@@ -339,9 +394,9 @@ def run_stage(
 
 
 def _execute(todo: pa.Table, extractor_cls: type, kwargs: dict[str, Any], final: str, staging: str, stage: str,
-             result: StageResult, *, batch_size: int | None, num_workers: int | None, progress: bool,
+             publisher: _Publisher, *, batch_size: int | None, num_workers: int | None, progress: bool,
              strategy: str, commit_rows: int = COMMIT_ROWS) -> None:
-    """Stream ``todo`` through the extractor workers and publish each block's file as it lands."""
+    """Stream ``todo`` through the extractor workers and publish each commit's file as it lands."""
     import ray
 
     cpus = float(getattr(extractor_cls, "num_cpus", 1.0))
@@ -374,7 +429,7 @@ def _execute(todo: pa.Table, extractor_cls: type, kwargs: dict[str, Any], final:
     ds.context.target_max_block_size = _SUMMARY_BLOCK_BYTES  # this dataset only: stream each commit
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         for commit in batch.column("commit").to_pylist():
-            _collect(commit, final, result)
+            publisher.collect(commit)
 
 
 def _largest_first(todo: pa.Table, column: str | None) -> pa.Table:
@@ -390,18 +445,72 @@ def _largest_first(todo: pa.Table, column: str | None) -> pa.Table:
     return todo.take(sorted(range(len(paths)), key=lambda i: -sizes[i]))
 
 
-def _collect(rows: list[dict[str, Any]], final: str, result: StageResult) -> None:
-    """Count one commit's summary rows and publish its staged file (whole files only)."""
-    parts = {row["part"] for row in rows if row["ok"]}
-    for part in parts:
-        storage.move_tree(part.rsplit("/", 1)[0], final)
-    for row in rows:
-        if row["ok"]:
-            result.n_ok += 1
-            result.media_seconds += row["media_seconds"] or 0.0
-        else:
-            result.n_failed += 1
-            result.errors.append({k: row[k] for k in ("sample_id", "error", "message", "path")})
+class _Publisher:
+    """The driver's side of the commit protocol: publishes staged files, at most one row per
+    ``sample_id`` over all runs, and keeps one error row per failed recording.
+
+    ``published`` starts as the ids an earlier run published (:func:`committed_ids`); a commit's
+    good rows whose ids are in it are dropped: the whole staged file when all are (it is deleted),
+    else the file is rewritten without them (staged again, then moved, so still whole). Nothing
+    is read or rewritten in the normal case (no id seen before): the file is moved as it is.
+    """
+
+    def __init__(self, final: str, staging: str, result: StageResult, published: set[str]) -> None:
+        self.final, self.staging, self.result = final, staging, result
+        self.published = set(published)
+        self.failed: dict[str, dict[str, Any]] = {}
+        self.n_duplicates = 0
+
+    def collect(self, rows: list[dict[str, Any]]) -> None:
+        """Count one commit's summary rows and publish its staged file(s) (whole files only)."""
+        for part in dict.fromkeys(row["part"] for row in rows if row["ok"]):
+            ok = [row for row in rows if row["ok"] and row["part"] == part]
+            new = [row for row in dict((row["sample_id"], row) for row in ok).values()
+                   if row["sample_id"] not in self.published]
+            self.n_duplicates += len(ok) - len(new)
+            if not new:
+                storage.remove(part.rsplit("/", 1)[0])  # only rows already published: discard
+                continue
+            if len(new) < len(ok) and not self._publish_subset(part, [row["sample_id"] for row in new]):
+                continue
+            if len(new) == len(ok) and not storage.move_tree(part.rsplit("/", 1)[0], self.final):
+                continue  # the staged file is gone: its rows stay unaccounted (second pass)
+            for row in new:
+                self.published.add(row["sample_id"])
+                self.failed.pop(row["sample_id"], None)  # an earlier attempt failed, this one did not
+                self.result.n_ok += 1
+                self.result.media_seconds += row["media_seconds"] or 0.0
+        for row in rows:
+            if not row["ok"] and row["sample_id"] not in self.published and row["sample_id"] not in self.failed:
+                self.failed[row["sample_id"]] = {k: row[k] for k in ("sample_id", "error", "message", "path")}
+
+    def _publish_subset(self, part: str, keep: list[str]) -> bool:
+        """Rewrite a staged file with only the rows of ``keep`` (one per id) and publish it."""
+        src_dir = part.rsplit("/", 1)[0]
+        try:
+            table = storage.read_parquet(part)
+        except FileNotFoundError:
+            return False
+        ids = table.column("sample_id").to_pylist()
+        first = {sid: i for i, sid in reversed(list(enumerate(ids)))}
+        table = table.take(pa.array(sorted(first[sid] for sid in keep if sid in first), pa.int64()))
+        if table.num_rows != len(keep):
+            return False
+        batch_dir = storage.join(self.staging, uuid.uuid4().hex)
+        storage.write_parquet(table, storage.join(batch_dir, part.rsplit("/", 1)[1]))
+        storage.remove(src_dir)
+        return bool(storage.move_tree(batch_dir, self.final))
+
+    def unaccounted(self, todo: pa.Table) -> pa.Table:
+        """The rows of ``todo`` that were neither published nor failed."""
+        seen = pa.array(sorted(self.published | set(self.failed)), pa.string())
+        return todo.filter(pc.invert(pc.is_in(todo.column("sample_id"), seen)))
+
+    def finish(self) -> None:
+        """Move the error rows into the result (one per recording)."""
+        self.result.errors = list(self.failed.values())
+        self.result.n_failed = len(self.failed)
+        self.result.n_duplicates = self.n_duplicates
 
 
 def _worker_env(todo: pa.Table, final: str) -> dict[str, Any]:
