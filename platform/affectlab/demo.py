@@ -57,6 +57,18 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def search_space_file(path: str | None, name: str) -> str:
+    """``path``, or the repository's ``search_spaces/<name>``; a demo's experiment/sweep file.
+
+    Raises:
+        StorageError: The file does not exist (the demos read it from a checkout).
+    """
+    path = path or str(Path(__file__).resolve().parents[2] / "search_spaces" / name)
+    if not os.path.exists(path):
+        raise StorageError(f"{path} not found: run the demo from a checkout of the repository")
+    return path
+
+
 def prepare_out(out: str, fresh: tuple[str, ...] = ("cv", "sweep", "report")) -> None:
     """Create ``out``; re-running in an earlier demo's directory removes its ``fresh`` sub-directories
     so those steps start afresh.
@@ -108,9 +120,7 @@ def run_demo(out: str = "demo-out", settings: DemoSettings | None = None,
     s = settings or DemoSettings()
     out = os.path.abspath(out)
     prepare_out(out)
-    space_file = space_file or str(SPACE_FILE)
-    if not os.path.exists(space_file):
-        raise StorageError(f"{space_file} not found: run the demo from a checkout of the repository")
+    space_file = search_space_file(space_file, SPACE_FILE.name)
     result = DemoResult(out=out, report="")
     clock = StepClock(result, echo)
     cv_base = load_sweep(space_file, _base_overrides(out, s, s.cv_epochs)).base  # fail early on config problems

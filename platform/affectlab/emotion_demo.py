@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from affectlab.demo import MARKER, DemoResult, StepClock, prepare_out
-from affectlab.errors import ConfigError, StorageError
+from affectlab.demo import MARKER, DemoResult, StepClock, prepare_out, search_space_file
+from affectlab.errors import ConfigError
 
 __all__ = ["EmotionDemoSettings", "run_emotion_demo"]
 
@@ -104,9 +104,7 @@ def run_emotion_demo(out: str = "demo-emotion", settings: EmotionDemoSettings | 
     s = settings or EmotionDemoSettings()
     out = os.path.abspath(out)
     prepare_out(out, fresh=("runs", "report"))
-    space_file = space_file or str(SPACE_FILE)
-    if not os.path.exists(space_file):
-        raise StorageError(f"{space_file} not found: run the demo from a checkout of the repository")
+    space_file = search_space_file(space_file, SPACE_FILE.name)
     face_cfg = load_experiment(space_file, _overrides(out, s)).base  # config problems fail before any work
     speech_cfg = load_experiment(space_file, [*_overrides(out, s), *_speech_overrides()]).base
     result = DemoResult(out=out, report="")

@@ -23,8 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from affectlab.demo import MARKER, DemoResult, StepClock, prepare_out
-from affectlab.errors import StorageError
+from affectlab.demo import MARKER, DemoResult, StepClock, prepare_out, search_space_file
 
 __all__ = ["VaeDemoSettings", "run_vae_demo"]
 
@@ -63,9 +62,7 @@ def run_vae_demo(out: str = "demo-vae", settings: VaeDemoSettings | None = None,
     s = settings or VaeDemoSettings()
     out = os.path.abspath(out)
     prepare_out(out, fresh=("runs",))
-    space_file = space_file or str(SPACE_FILE)
-    if not os.path.exists(space_file):
-        raise StorageError(f"{space_file} not found: run the demo from a checkout of the repository")
+    space_file = search_space_file(space_file, SPACE_FILE.name)
     cards = {r: os.path.join(out, "corpus", r, "dataset.yaml") for r in ("planted", "shuffled")}
     sweep = load_sweep(space_file, _overrides(cards["planted"], s))  # config problems fail before any work
     control = load_sweep(space_file, [*_overrides(cards["shuffled"], s), "model.kwargs.latent_dim=3",

@@ -6,8 +6,8 @@ import click
 
 
 @click.command("demo")
-@click.argument("which", type=click.Choice(["au", "emotion", "vae"]), default="au", required=False)
-@click.option("--out", default=None, help="Output directory (local; default demo-out, demo-emotion or demo-vae).")
+@click.argument("which", type=click.Choice(["au", "emotion", "vae", "gan"]), default="au", required=False)
+@click.option("--out", default=None, help="Output directory (local; default demo-out, demo-emotion, demo-vae or demo-gan).")
 @click.option("--subjects", type=click.IntRange(min=3), default=5, show_default=True, help="Speakers (= LOSO folds).")
 @click.option("--items", type=click.IntRange(min=2), default=8, show_default=True, help="Recordings per speaker.")
 @click.option("--samples", type=click.IntRange(min=2), default=8, show_default=True, help="Sweep trials.")
@@ -23,7 +23,10 @@ def command(which: str, out: str | None, subjects: int, items: int, samples: int
     report with the seed's tables (--subjects / --items set actors and files per actor).
     `vae`: seed 004's VAE over LMA body-motion features with XGBoost PAD regressors, a
     latent-size sweep 1..8 (Ray Tune grid) and a shuffled control (--subjects / --items: subjects
-    and clips per subject).
+    and clips per subject). `gan`: seed 002's categorical GAN on rendered faces with planted AUs:
+    28 px RGB face crops, the update-rate grid (Ray Tune), a supervised-only reference, every
+    checkpoint scored in Ray tasks and the seed's best-iteration tables (--subjects / --items:
+    identities and videos per identity).
     """
     if which == "emotion":
         from affectlab.emotion_demo import EmotionDemoSettings, run_emotion_demo
@@ -43,6 +46,13 @@ def command(which: str, out: str | None, subjects: int, items: int, samples: int
         sizes = {name: value for name, value in (("subjects", subjects), ("items", items))
                  if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
         result = run_vae_demo(out or "demo-vae", VaeDemoSettings(num_cpus=num_cpus, **sizes), echo=click.echo)
+    elif which == "gan":
+        from affectlab.gan_demo import GanDemoSettings, run_gan_demo
+
+        ctx = click.get_current_context()
+        sizes = {name: value for name, value in (("subjects", subjects), ("items", items))
+                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+        result = run_gan_demo(out or "demo-gan", GanDemoSettings(num_cpus=num_cpus, **sizes), echo=click.echo)
     else:
         from affectlab.demo import DemoSettings, run_demo
 
