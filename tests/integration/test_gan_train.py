@@ -122,7 +122,7 @@ def test_two_ddp_workers_one_killed_resume_and_match_one_worker(prepared: str, t
     Against 1 in-process worker with the same global batch (16 = 2 x 8): the two runs see different
     frames per step (sharded vs whole), different noise (seeded per rank) and per-worker batch norm,
     so their losses are not identical; the stated tolerance is on the mean loss over the run: within
-    25 % for D and for G (measured: see RESULTS.md, train_gan)."""
+    25 % for D and for G."""
     doc = _au_config("gan2", max_iterations=60, eval_every=6, verify_replicas=True)
     doc["data"]["features"] = prepared
     doc["scaling"] = {"runner": "ray_train", "num_workers": 2, "torch_threads": 1, "cpus_per_worker": 1}
