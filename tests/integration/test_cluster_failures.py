@@ -41,50 +41,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
 
 from affectlab import storage
-from affectlab.training.config import ExperimentConfig
 from affectlab.training.runners import run_ray_train_datasets
-from affectlab.training.tasks import DataInfo
+from game_data import INFO, game_config, game_datasets
 from speech_au_data import speech_au_preprocessed
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-MU = np.array([2.0, -4.0])
-INFO = DataInfo(model_kwargs={"input_dim": 2})
-
-
 # -- 1. a training worker's node is lost mid-run ---------------------------------------------
-
-def _game_config(**training: Any) -> ExperimentConfig:
-    """The two-player game of ``test_train_ddp`` on 2 Ray Train workers of 1 CPU each."""
-    return ExperimentConfig.model_validate({
-        "name": "game",
-        "data": {"features": "/unused", "task": "game"},
-        "model": {"name": "quadratic_game"},
-        "training": {"lr": 0.02, "batch_size": 16, "max_iterations": 1600, "eval_every": 200,
-                     "patience": 100, "prev_rounds": 100, "last_top_results": 1,
-                     "monitor": "val_distance", "verify_replicas": True, **training},
-        "scaling": {"num_workers": 2, "cpus_per_worker": 1},
-        "failure": {"max_failures": 3},
-        "checkpoint": {"num_to_keep": 2},
-    })
-
-
-def _datasets(rows: int = 4096) -> dict[str, Any]:
-    import ray.data
-
-    data = (MU + np.random.default_rng(0).normal(size=(rows, 2))).astype(np.float32)
-    items = [{"x": row} for row in data]
-    return {"train": ray.data.from_items(items, override_num_blocks=2),
-            "val": ray.data.from_items(items[:256], override_num_blocks=1)}
-
 
 def _live_placement_groups() -> dict[str, dict[str, Any]]:
     """The cluster's placement groups that are not removed, by id, as the GCS holds them.
@@ -133,7 +103,7 @@ def _registered_checkpoints(run_uri: str) -> list[str]:
 def test_training_loses_a_worker_node_and_restores_from_the_last_checkpoint(
         ray_cluster: Any, tmp_path: Path, request: pytest.FixtureRequest, where: str) -> None:
     cluster = ray_cluster
-    config = _game_config()
+    config = game_config(max_iterations=1600, eval_every=200, max_failures=3)
     budget, rounds = config.training.max_iterations, config.training.max_iterations // config.training.eval_every
     out = str(tmp_path) if where == "local" else request.getfixturevalue("s3_bucket") + "/train"
     run_dir = storage.join(out, "ray", "game")
@@ -141,7 +111,7 @@ def test_training_loses_a_worker_node_and_restores_from_the_last_checkpoint(
 
     def train() -> None:
         try:
-            outcome["value"] = run_ray_train_datasets(config, _datasets(), INFO, out=out)
+            outcome["value"] = run_ray_train_datasets(config, game_datasets(4096)[0], INFO, out=out)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
             outcome["error"] = exc
 

@@ -16,41 +16,15 @@ import pytest
 from affectlab.training.config import ExperimentConfig
 from affectlab.training.loop import DistInfo, fit
 from affectlab.training.runners import build_modules, run_ray_train_datasets
-from affectlab.training.tasks import DataInfo, build_task
+from affectlab.training.tasks import build_task
+from game_data import INFO, MU, game_config, game_datasets
 from ray_processes import run_while_killing_a_worker
 
 pytestmark = pytest.mark.slow
 
-MU = np.array([2.0, -4.0])
-INFO = DataInfo(model_kwargs={"input_dim": 2})
-
-
-def _game_config(**training) -> ExperimentConfig:
-    return ExperimentConfig.model_validate({
-        "name": "game",
-        "data": {"features": "/unused", "task": "game"},
-        "model": {"name": "quadratic_game"},
-        "training": {"lr": 0.02, "batch_size": 16, "max_iterations": 600, "eval_every": 100,
-                     "patience": 100, "prev_rounds": 100, "last_top_results": 1,
-                     "monitor": "val_distance", "verify_replicas": True, **training},
-        "scaling": {"num_workers": 2, "cpus_per_worker": 1},
-        "failure": {"max_failures": 2},
-        "checkpoint": {"num_to_keep": 2},
-    })
-
-
-def _datasets(rows: int = 2048):
-    import ray.data
-
-    data = (MU + np.random.default_rng(0).normal(size=(rows, 2))).astype(np.float32)
-    items = [{"x": row} for row in data]
-    return {"train": ray.data.from_items(items, override_num_blocks=2),
-            "val": ray.data.from_items(items[:256], override_num_blocks=1)}, data
-
-
 def test_game_under_two_ddp_workers_reaches_equilibrium_with_equal_replicas(ray_local, tmp_path) -> None:
-    datasets, data = _datasets()
-    output, result = run_ray_train_datasets(_game_config(), datasets, INFO, out=str(tmp_path))
+    datasets, data = game_datasets()
+    output, result = run_ray_train_datasets(game_config(), datasets, INFO, out=str(tmp_path))
     assert [row["iteration"] for row in output.history] == [100, 200, 300, 400, 500, 600]
     assert output.history[-1]["val_distance"] < 0.25 < output.history[0]["val_distance"]
     states = output.best_states
@@ -94,8 +68,8 @@ def test_negative_control_without_gradient_sync_fails_the_replica_check(ray_loca
     from ray.train.torch import TorchTrainer
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # ship this test's loop to the workers
-    datasets, _ = _datasets(256)
-    config = _game_config(max_iterations=20, eval_every=20)
+    datasets, _ = game_datasets(256)
+    config = game_config(max_iterations=20, eval_every=20)
     trainer = TorchTrainer(
         unsynced_loop, train_loop_config={"config": config.model_dump(mode="json")},
         scaling_config=ray.train.ScalingConfig(num_workers=2, resources_per_worker={"CPU": 1}),
@@ -110,8 +84,8 @@ def test_negative_control_without_gradient_sync_fails_the_replica_check(ray_loca
 def test_worker_sigkilled_mid_run_resumes_from_last_checkpoint(ray_local, tmp_path) -> None:
     """A Ray Train worker is killed with SIGKILL from the test at a random moment after the first
     checkpoint; FailureConfig restarts the group, which resumes from the latest checkpoint."""
-    datasets, data = _datasets(4096)
-    config = _game_config(max_iterations=2000, eval_every=200)
+    datasets, data = game_datasets(4096)
+    config = game_config(max_iterations=2000, eval_every=200)
     (output, _), done_before = run_while_killing_a_worker(
         lambda: run_ray_train_datasets(config, datasets, INFO, out=str(tmp_path)), tmp_path / "ray" / "game")
     assert done_before and done_before[-1] != "epoch=0010", done_before  # killed before the end
