@@ -29,7 +29,7 @@ from affectlab.data.synth.base import (
     shuffle_plan,
     subject_id,
 )
-from affectlab.data.synth.video import write_mp4
+from affectlab.data.synth.video import even_frame_size, write_mp4
 
 __all__ = ["FPS", "TalkingFaceOptions", "mouth_openness", "render_frames", "write"]
 
@@ -60,9 +60,7 @@ class TalkingFaceOptions(DurationOptions):
     @field_validator("size")
     @classmethod
     def _even(cls, value: int) -> int:
-        if value % 2:
-            raise ValueError(f"size must be even (H.264 4:2:0), got {value}")
-        return value
+        return even_frame_size(value)
 
 
 @lru_cache(maxsize=1)

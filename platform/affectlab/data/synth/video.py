@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["read_mp4", "write_mp4"]
+__all__ = ["even_frame_size", "read_mp4", "write_mp4"]
 
 AUDIO_FRAME = 1024  # samples per AAC frame
 
@@ -87,3 +87,14 @@ def read_mp4(path: str) -> tuple[np.ndarray, np.ndarray | None]:
         if container.streams.audio:
             audio = np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])
     return frames, audio
+
+
+def even_frame_size(value: int) -> int:
+    """``value`` when even (H.264 with 4:2:0 chroma needs even frame sides).
+
+    Raises:
+        ValueError: An odd size (pydantic reports it under the option's name).
+    """
+    if value % 2:
+        raise ValueError(f"size must be even (H.264 4:2:0), got {value}")
+    return value

@@ -72,7 +72,7 @@ from affectlab.data.synth.base import (
     shuffle_plan,
     subject_id,
 )
-from affectlab.data.synth.video import write_mp4
+from affectlab.data.synth.video import even_frame_size, write_mp4
 
 __all__ = [
     "ALPHABET",
@@ -604,9 +604,7 @@ class VisemesOptions(StrictModel):
     @field_validator("size")
     @classmethod
     def _even(cls, value: int) -> int:
-        if value % 2:
-            raise ValueError(f"size must be even (H.264 4:2:0), got {value}")
-        return value
+        return even_frame_size(value)
 
     @field_validator("sentences")
     @classmethod
