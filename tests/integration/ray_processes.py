@@ -47,8 +47,14 @@ def train_workers() -> list[int]:
 
 
 def checkpoints(run_dir: Path) -> list[str]:
-    """The checkpoint directories (``epoch=NNNN``) a Ray Train run has written so far."""
-    return sorted(d for d in os.listdir(run_dir) if d.startswith("epoch=")) if run_dir.exists() else []
+    """The checkpoint directories (``epoch=NNNN``) a Ray Train run has registered so far: those its
+    controller's ``checkpoint_manager_snapshot.json`` names, which a restarted worker group restores
+    from (a directory alone may exist before Ray Train has registered it)."""
+    snapshot = run_dir / "checkpoint_manager_snapshot.json"
+    if not run_dir.exists() or not snapshot.exists():
+        return []
+    text = snapshot.read_text(errors="replace")
+    return sorted(d for d in os.listdir(run_dir) if d.startswith("epoch=") and d in text)
 
 
 def kill_a_worker_after_first_checkpoint(run_dir: Path, *, timeout_s: float = 300.0) -> list[str]:
