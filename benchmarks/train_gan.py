@@ -57,9 +57,9 @@ def _all_present_f1(run: str) -> float:
     import numpy as np
 
     from affectlab.training.gan_data import load_gan_data
-    from affectlab.training.gan_evaluate import _run_config
+    from affectlab.training.gan_evaluate import run_config
 
-    config, _ = _run_config(run)
+    config, _ = run_config(run)
     au = load_gan_data(config).parts["val"]["au"].astype(float)
     scores = []
     for k in range(au.shape[1]):

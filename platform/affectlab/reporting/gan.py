@@ -191,17 +191,14 @@ def sample_grid_png(run: str, iterations: list[int], *, samples: int = 4, seed: 
     fixed U[-1, 1] noise, so rows differ only by the generator's training."""
     import torch
 
-    from affectlab.config import load_yaml
     from affectlab.models.gan import sample_noise
     from affectlab.reporting import plots  # noqa: F401  (selects the non-interactive backend)
-    from affectlab.training.config import parse_experiment
-    from affectlab.training.gan_evaluate import list_checkpoints
+    from affectlab.training.gan_evaluate import list_checkpoints, run_config
     from affectlab.training.runners import build_modules
     from affectlab.training.tasks import DataInfo, build_task
     import matplotlib.pyplot as plt
 
-    config = parse_experiment(load_yaml(storage.join(run, "config.yaml")), source=run).base
-    summary = _summary(run)
+    config, summary = run_config(run)
     kwargs = {"head": summary["head"], "n_aus": len(summary.get("aus") or config.data.gan.aus),
               "image_size": config.data.gan.image_size}
     task = build_task(config, DataInfo(model_kwargs=kwargs))

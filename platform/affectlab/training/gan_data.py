@@ -62,7 +62,8 @@ class GanData:
     def __len__(self) -> int:
         return sum(len(p["image"]) for p in self.parts.values())
 
-    def _columns(self) -> tuple[str, ...]:
+    def columns(self) -> tuple[str, ...]:
+        """The batch columns of this head: ``image`` and ``au`` and/or ``va``."""
         return ("image",) + (("au",) if "au" in self.head else ()) + (("va",) if "va" in self.head else ())
 
     def train_batches(self, batch_size: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
@@ -74,19 +75,19 @@ class GanData:
         stop = n - n % batch_size if n >= batch_size else n
         for start in range(0, stop, batch_size):
             idx = order[start:start + batch_size]
-            yield {k: part[k][idx] for k in self._columns()}
+            yield {k: part[k][idx] for k in self.columns()}
 
     def eval_batches(self, part: str = "val", batch_size: int = 256) -> Iterator[dict[str, np.ndarray]]:
         """The frames of ``part`` in order, in batches of ``batch_size``."""
         arrays = self.parts[part]
         for start in range(0, len(arrays["image"]), batch_size):
-            yield {k: arrays[k][start:start + batch_size] for k in self._columns()}
+            yield {k: arrays[k][start:start + batch_size] for k in self.columns()}
 
     def ray_datasets(self) -> dict[str, Any]:
         """``{"train", "val"}`` as Ray Datasets of the same columns (for the ``ray_train`` runner)."""
         import ray.data
 
-        return {part: ray.data.from_items([{k: self.parts[part][k][i] for k in self._columns()}
+        return {part: ray.data.from_items([{k: self.parts[part][k][i] for k in self.columns()}
                                            for i in range(len(self.parts[part]["image"]))])
                 for part in ("train", "val")}
 

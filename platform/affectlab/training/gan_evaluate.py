@@ -33,7 +33,7 @@ from affectlab import storage
 from affectlab.errors import ConfigError, DatasetError
 
 __all__ = ["EVALUATION_DIR", "LOWER_IS_BETTER", "PARTS", "best_over_checkpoints", "evaluate_checkpoints",
-           "list_checkpoints", "load_evaluation", "select_checkpoints"]
+           "list_checkpoints", "load_evaluation", "run_config", "select_checkpoints"]
 
 EVALUATION_DIR = "evaluation"
 PARTS = {"test": "val", "train": "train"}
@@ -113,7 +113,13 @@ def _score_checkpoint(config_doc: dict[str, Any], model_kwargs: dict[str, Any], 
         return {"iteration": float(iteration), **task.evaluate(modules, batches, "cpu", prefix="")}
 
 
-def _run_config(run: str) -> tuple[Any, dict[str, Any]]:
+def run_config(run: str) -> tuple[Any, dict[str, Any]]:
+    """A GAN run's experiment config (``config.yaml``) and its ``result.json`` ({} when absent).
+
+    Raises:
+        DatasetError: No ``config.yaml``.
+        ConfigError: The run is not a GAN task.
+    """
     from affectlab.config import load_yaml
     from affectlab.training.config import parse_experiment
     from affectlab.training.tasks.gan import GAN_TASKS
@@ -148,7 +154,7 @@ def evaluate_checkpoints(run: str, *, checkpoints: str = "all", split: str = "te
 
     if split not in PARTS:
         raise ConfigError(f"--split {split!r}: must be one of {', '.join(PARTS)}")
-    config, result = _run_config(run)
+    config, result = run_config(run)
     chosen = select_checkpoints(list_checkpoints(run), checkpoints, result.get("best_iteration"))
     data = load_gan_data(config)
     stored = (result.get("subjects") or {}).get(PARTS[split])
@@ -156,8 +162,7 @@ def evaluate_checkpoints(run: str, *, checkpoints: str = "all", split: str = "te
     if stored is not None and sorted(stored) != drawn:
         raise DatasetError(f"{run}: the {split} identities re-drawn from data.features ({drawn}) differ from the "
                            f"run's ({sorted(stored)}); the preprocessed data changed since training")
-    columns = ("image",) + (("au",) if "au" in data.head else ()) + (("va",) if "va" in data.head else ())
-    arrays_ref = ray.put({k: data.parts[PARTS[split]][k] for k in columns})
+    arrays_ref = ray.put({k: data.parts[PARTS[split]][k] for k in data.columns()})
     config_doc = config.model_dump(mode="json")
     remote = ray.remote(num_cpus=1)(_score_checkpoint)
     pending = {remote.remote(config_doc, data.model_kwargs, arrays_ref, it, uri, batch_size, 1): it
