@@ -8,8 +8,12 @@ directory the first time and returns the preprocess output directory afterwards.
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import yaml
 
 SUBJECTS, ITEMS = 4, 4
+REPO = Path(__file__).resolve().parents[2]
 
 
 def speech_au_preprocessed(tmp_path_factory, relation: str = "planted") -> str:
@@ -26,3 +30,24 @@ def speech_au_preprocessed(tmp_path_factory, relation: str = "planted") -> str:
     result = preprocess(card, str(out), audio=["egemaps"], progress=False)
     assert result.n_failed == 0 and os.path.exists(out / "_SUCCESS.json")
     return str(out)
+
+
+def sweep_file(tmp_path: Path, pre: str, *, samples: int, epochs: int, space: dict | None = None,
+               training: dict | None = None, tune: dict | None = None) -> str:
+    """A small real sweep (au_003's base: AU17 occurrence from eGeMAPS LLDs) written as a sweep file.
+
+    Early stopping is active (patience 2 after 2 warm-up epochs) and the kept epoch is the best
+    of the last 2, so the kept weights are often neither the last epoch's nor the best epoch's
+    overall: the objective rule is visible in the numbers.
+    """
+    data = yaml.safe_load((REPO / "search_spaces" / "au_003.yaml").read_text())
+    data["base"]["data"]["features"] = pre
+    data["base"]["model"] = {"name": "stacked", "kwargs": {"hidden": 16, "dropout": 0.1}}
+    data["base"]["training"].update({"max_epochs": epochs, "prev_rounds": 2, "patience": 2, "last_top_results": 2,
+                                     **(training or {})})
+    data["space"] = space or {"training.lr": {"loguniform": [0.005, 0.05]}, "model.kwargs.hidden": {"choice": [8, 16]}}
+    data["tune"] = {"metric": "val_uar", "mode": "max", "num_samples": samples, "seed": 0, "startup_trials": 2,
+                    "asha": {"grace_period": 2, "reduction_factor": 2, "max_t": epochs}, **(tune or {})}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)

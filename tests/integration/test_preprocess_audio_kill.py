@@ -9,34 +9,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import soundfile as sf
 
 from affectlab import storage
 from affectlab.features import io
 from affectlab.preprocess import preprocess
+from audio_corpus import write_csv_corpus
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 N_FILES = 40
-
-
-def _corpus(root: Path) -> str:
-    rng = np.random.default_rng(7)
-    lines = ["sample_id,subject,audio,video,labels"]
-    for i in range(N_FILES):
-        t = np.arange(int(4.0 * 16000)) / 16000
-        phase = 2 * np.pi * np.cumsum(120 + 30 * np.sin(2 * np.pi * 0.3 * t + i)) / 16000
-        x = 0.2 * np.sin(phase) + 0.01 * rng.standard_normal(len(t))
-        (root / "audio").mkdir(parents=True, exist_ok=True)
-        sf.write(root / "audio" / f"c{i:02d}.wav", x.astype(np.float32), 16000, subtype="PCM_16")
-        lines.append(f"c{i:02d},spk{i % 3},audio/c{i:02d}.wav,,")
-    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
-    (root / "dataset.yaml").write_text("name: killtest\nadapter: csv\nroot: .\n")
-    return str(root / "dataset.yaml")
 
 
 def _published(out: Path) -> list[Path]:
@@ -44,7 +28,7 @@ def _published(out: Path) -> list[Path]:
 
 
 def test_killed_run_leaves_no_partial_data_and_rerun_ends_with_one_row_each(ray_local: None, tmp_path: Path) -> None:
-    card = _corpus(tmp_path / "corpus")
+    card = write_csv_corpus(tmp_path / "corpus", N_FILES)
     out = tmp_path / "out"
     log = open(tmp_path / "job.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(

@@ -10,6 +10,7 @@ stops every Ray cluster on the machine, including other users' and other tests'.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -88,8 +89,12 @@ def _stop(proc: subprocess.Popen, temp_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
-    """A local Ray head with token authentication (Ray's default since 2.59 for local clusters)."""
+def ray_head(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iterator[Head]:
+    """A local Ray head with token authentication (Ray's default since 2.59 for local clusters).
+
+    It starts after the local S3 server, so its environment (which the jobs' drivers and workers
+    inherit, as on a real cluster whose nodes carry their credentials) reaches that server.
+    """
     root = tmp_path_factory.mktemp("ray-head")
     home = root / "home"
     home.mkdir()
@@ -179,3 +184,87 @@ def test_submit_preprocess_job(ray_head: Head, tmp_path: Path) -> None:
     features = ds.dataset(str(out / "features" / "egemaps"), format="parquet").to_table()
     assert features.num_rows == 4
     assert set(features.column("subject").to_pylist()) == {"s01", "s02"}
+
+
+def _job_succeeds(head: Head, entrypoint: list[str], timeout_s: float) -> str:
+    """Submit a job, wait for it and return its logs; fail with them unless it SUCCEEDED."""
+    job_id = f"affectlab-test-{uuid.uuid4().hex[:8]}"
+    _submit(head, job_id, entrypoint)
+    status = _wait_job(head, job_id, timeout_s=timeout_s)
+    logs = _ray_job(head, "logs", job_id).stdout
+    assert status == "SUCCEEDED", logs[-4000:]
+    return logs
+
+
+def test_preprocess_cv_and_sweep_jobs_write_to_s3(ray_head: Head, s3_bucket: str, tmp_path: Path) -> None:
+    """The three cluster-wide verbs as jobs, chained through S3 as a user's pipeline is."""
+    from affectlab import storage
+    from affectlab.data.synth import generate
+    from speech_au_data import sweep_file
+
+    card = generate("speech-au", str(tmp_path / "corpus"), subjects=3, items=3, seed=5,
+                    min_duration_s=2.0, max_duration_s=3.0)
+    pre = f"{s3_bucket}/pre"
+    _job_succeeds(ray_head, [PYTHON, "jobs/preprocess.py", card, "--out", pre, "--audio", "egemaps", "--no-progress"],
+                  timeout_s=420)
+    assert storage.exists(f"{pre}/_SUCCESS.json")
+    assert len(_published_rows(pre)) == 9
+
+    cv = f"{s3_bucket}/cv"
+    _job_succeeds(ray_head, [
+        PYTHON, "jobs/cv.py", "search_spaces/au_003.yaml", "--folds", "loso", "--out", cv,
+        "--aus", "AU12", "--kinds", "occurrence", "--archs", "stacked", "--set", f"data.features={pre}",
+        "--set", "training.max_epochs=2", "--set", "training.prev_rounds=2", "--set", "model.kwargs.hidden=8",
+    ], timeout_s=420)
+    folds = storage.read_parquet(f"{cv}/cv/folds.parquet").to_pandas()
+    assert sorted(folds["test_subject"]) == ["s01", "s02", "s03"]
+    assert storage.exists(f"{cv}/cv/table1.md")
+
+    sweep = f"{s3_bucket}/sweep"
+    _job_succeeds(ray_head, [PYTHON, "jobs/sweep.py", sweep_file(tmp_path, pre, samples=2, epochs=2),
+                             "--out", sweep, "--no-report"], timeout_s=420)
+    summary = json.loads(storage.read_text(f"{sweep}/summary.json"))
+    assert summary["finished"] == 2 and storage.exists(f"{sweep}/best_config.yaml")
+
+
+def _published_rows(out: str) -> list[str]:
+    """sample_ids of every published egemaps part file (what a reader sees), duplicates kept."""
+    from affectlab import storage
+
+    ids: list[str] = []
+    for path in storage.list_files(f"{out}/features/egemaps"):
+        if path.endswith(".parquet") and "/version=" in path:
+            ids += storage.read_parquet(path, columns=["sample_id"]).column("sample_id").to_pylist()
+    return ids
+
+
+def test_stopped_preprocess_job_resumes_when_resubmitted(ray_head: Head, s3_bucket: str, tmp_path: Path) -> None:
+    """`ray job stop` mid-extraction, then the same job submitted again: it skips what the
+    stopped job committed and ends with exactly one row per recording."""
+    from affectlab import storage
+    from audio_corpus import write_csv_corpus
+
+    n_files = 40
+    card = write_csv_corpus(tmp_path / "corpus", n_files)
+    out = f"{s3_bucket}/stopped"
+    entrypoint = [PYTHON, "jobs/preprocess.py", card, "--out", out, "--audio", "egemaps", "--batch-size", "1",
+                  "--num-workers", "1", "--no-progress"]
+    job_id = f"affectlab-test-{uuid.uuid4().hex[:8]}"
+    _submit(ray_head, job_id, entrypoint)
+    deadline = time.monotonic() + 300
+    while not _published_rows(out) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    stop = _ray_job(ray_head, "stop", job_id)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert _wait_job(ray_head, job_id, timeout_s=120) == "STOPPED"
+
+    committed = _published_rows(out)
+    assert 1 <= len(committed) < n_files, f"{len(committed)} rows committed: stop came too late to test a resume"
+    assert len(set(committed)) == len(committed)
+    assert not storage.exists(f"{out}/_SUCCESS.json")
+
+    logs = _job_succeeds(ray_head, entrypoint, timeout_s=420)
+    assert f"ok {n_files - len(committed)}  skipped {len(committed)}  failed 0" in logs, logs[-3000:]
+    final = _published_rows(out)
+    assert sorted(final) == [f"c{i:02d}" for i in range(n_files)]  # one row each: none lost, none twice
+    assert storage.list_files(f"{out}/_staging", include_hidden=True) == []
