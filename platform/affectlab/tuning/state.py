@@ -186,20 +186,22 @@ def prepare_history(study: Any) -> StudyHistory:
     """Settle trials an interrupted driver left running and summarise the history.
 
     Trials the study holds as RUNNING when no driver runs were interrupted: each is marked FAIL
-    and its parameters are enqueued, so the next run evaluates them first. COMPLETE and PRUNED
+    and, if Tune had started it, its parameters are enqueued, so the next run evaluates them
+    first. A trial killed inside ``ask`` (before it was handed to Tune, with none or only some of
+    its parameters sampled) never trained: it is failed and not queued again. COMPLETE and PRUNED
     trials count towards the requested number of samples and are never run again; FAIL trials
     (interrupted, or a training error) do not count. The intermediate values of every trial stay
     in the study, so the pruner's rungs are what they were before the interruption.
     """
     from optuna.trial import TrialState
 
-    from affectlab.tuning.searcher import is_duplicate
+    from affectlab.tuning.searcher import TUNE_ID_ATTR, is_duplicate
 
     history = StudyHistory(total_trials=len(study.trials))
     for trial in study.get_trials(deepcopy=False):
         if trial.state == TrialState.RUNNING:
             study.tell(trial.number, state=TrialState.FAIL)
-            if trial.params:
+            if trial.params and TUNE_ID_ATTR in trial.user_attrs:
                 study.enqueue_trial(trial.params, skip_if_exists=False)
                 history.requeued += 1
         elif trial.state in (TrialState.COMPLETE, TrialState.PRUNED) and not is_duplicate(trial):

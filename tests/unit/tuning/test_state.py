@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from affectlab.errors import ConfigError, StorageError
 from affectlab.tuning import state as st
 from affectlab.tuning.callbacks import SweepLedger, format_params
-from affectlab.tuning.searcher import StudyDriver
+from affectlab.tuning.searcher import TUNE_ID_ATTR, StudyDriver
 
 
 def spec(fingerprint: str = "abc", samples: int = 4) -> dict:
@@ -55,11 +55,14 @@ def test_interrupted_trials_are_requeued_and_finished_ones_counted(tmp_path) -> 
     failed = study.ask(dist)
     study.tell(failed, state=TrialState.FAIL)
     running = study.ask(dist)  # the driver died while this one ran
+    running.set_user_attr(TUNE_ID_ATTR, "t3")  # (as the driver marks a trial it hands to Tune)
+    in_ask = study.ask({"lr": dist["lr"]})  # ... and while asking this one: never handed to Tune
     study2, _ = st.open_study(paths, direction="maximize")  # a new driver opens the same journal
     history = st.prepare_history(study2)
-    assert (history.finished, history.requeued, history.total_trials, history.best_value) == (2, 1, 4, 0.5)
+    assert (history.finished, history.requeued, history.total_trials, history.best_value) == (2, 1, 5, 0.5)
     states = [t.state for t in study2.get_trials()]
-    assert states[3] == TrialState.FAIL and states[4] == TrialState.WAITING
+    assert states[3] == TrialState.FAIL and states[4] == TrialState.FAIL and states[5] == TrialState.WAITING
+    assert in_ask.params  # it had a parameter, yet is not queued again: only trials Tune ran are
     # the next proposal is the interrupted trial's configuration
     assert study2.ask(dist).params == running.params
 
