@@ -15,6 +15,12 @@ Seed 001 (emotion, :mod:`affectlab.models.emotion`): ``emotion_cnn`` (face crops
 :mod:`affectlab.models.vae`): ``vae_mlp`` (``forward(x (B, D)) -> (x' (B, D), mu (B, L), logvar (B, L))``).
 Seed 002 (GANs, :mod:`affectlab.models.gan`): ``gan_generator``, ``gan_discriminator`` (heads ``au`` / ``va`` /
 ``au_va``, logits ``(B, n + 1)``), ``categorical_gan`` and ``vanilla_gan`` (``{"generator", "discriminator"}``).
+Seed 001 (lip reading, :mod:`affectlab.models.vsr`), one model per training stage, all taking
+the options of :func:`~affectlab.models.vsr.vsr_config` (``size="tiny"`` or ``"paper"`` plus
+overrides): ``vsr_lm`` (character LM, ``forward(tokens (B, L)) -> logits (B, L, V)``),
+``vsr_visual`` (visual pretraining, ``forward(video (B, T, C, H, W), mask (B, T)) -> logits (B, T, V)``)
+and ``vsr_lip_reader`` (``forward(video, mask, tokens) -> (logits (B, L, V), ctc_logits)``);
+decoding in :mod:`affectlab.models.vsr_decoding`, token ids in :mod:`affectlab.models.vsr_vocab`.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from affectlab.models.emotion import emotion_cnn, speech_emotion_mlp
 from affectlab.models.game import quadratic_game
 from affectlab.models.gan import categorical_gan, gan_discriminator, gan_generator, vanilla_gan
 from affectlab.models.vae import vae_mlp
+from affectlab.models.vsr import vsr_lip_reader, vsr_lm, vsr_visual
 
 __all__ = ["MODELS", "build_model", "model_options"]
 
@@ -51,6 +58,9 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "gan_discriminator": gan_discriminator,
     "categorical_gan": categorical_gan,
     "vanilla_gan": vanilla_gan,
+    "vsr_lm": vsr_lm,
+    "vsr_visual": vsr_visual,
+    "vsr_lip_reader": vsr_lip_reader,
 }
 
 

@@ -17,7 +17,8 @@ SEED_003 = [
 
 def test_registry_has_every_seed_model() -> None:
     assert set(SEED_003) | {"f0_to_au", "quadratic_game", "emotion_cnn", "speech_emotion_mlp", "vae_mlp",
-                            "gan_generator", "gan_discriminator", "categorical_gan", "vanilla_gan"} == set(MODELS)
+                            "gan_generator", "gan_discriminator", "categorical_gan", "vanilla_gan", "vsr_lm", "vsr_visual",
+                            "vsr_lip_reader"} == set(MODELS)
 
 
 def test_unknown_model_lists_known_names() -> None:
