@@ -31,7 +31,7 @@ from affectlab.data.labels import PHASES, au_vocab, f0_vocab
 from affectlab.errors import ConfigError, DatasetError
 from affectlab.features import io
 from affectlab.features.au_labels import AuLabelExtractor, au_columns
-from affectlab.features.audio import AUDIO_SETS, OpenSmileExtractor
+from affectlab.features.audio import AUDIO_SETS, MAX_SECONDS, OpenSmileExtractor
 from affectlab.features.normalize import compute_subject_stats
 from affectlab.features.pipeline import StageResult, describe_extractor, run_stage
 from affectlab.features.video_stages import prepare_video, run_video_stages
@@ -110,12 +110,13 @@ def _au_names(manifest: pa.Table) -> list[str]:
 
 
 def plan_stages(
-    manifest: pa.Table, *, audio: Sequence[str], deltas: bool, f0_step: float, au_step: float, labels: bool
+    manifest: pa.Table, *, audio: Sequence[str], deltas: bool, f0_step: float, au_step: float, labels: bool,
+    max_seconds: float | None = MAX_SECONDS,
 ) -> list[StagePlan]:
-    """The stages to run, validated before any Ray work starts."""
+    """The stages to run, validated before any Ray work starts (``max_seconds``: audio duration limit)."""
     plans = []
     for name in audio:
-        kwargs: dict[str, Any] = {"feature_set": name}
+        kwargs: dict[str, Any] = {"feature_set": name, "max_seconds": max_seconds}
         if name == "compare" and deltas:
             kwargs["deltas"] = True
         if AUDIO_SETS[name].f0:
@@ -212,6 +213,7 @@ def preprocess(
     model_dir: str | None = None,
     mean_face: str | None = None,
     landmark_options: dict[str, Any] | None = None,
+    max_duration_s: float | None = MAX_SECONDS,
 ) -> PreprocessResult:
     """Preprocess a corpus: audio features, aligned labels, stats, vocabularies, provenance.
 
@@ -241,12 +243,15 @@ def preprocess(
         model_dir: Landmark weights directory (local or ``s3://``); default: package / torch hub cache.
         mean_face: A 68 x 2 mean face (``.npy``/``.json``); default: computed from the data set.
         landmark_options: Extra back-end options (e.g. ``{"device": "cuda", "upsample": 0}``).
+        max_duration_s: Audio longer than this is an error (in ``errors/``), refused from the
+            file's header before it is decoded: bounds a worker's memory. ``None``: no limit.
 
     Returns:
         A :class:`PreprocessResult`; the caller decides the exit code (``--strict``).
 
     Raises:
-        ConfigError / DatasetError / RegistryError: Bad card or options (before any Ray work).
+        ConfigError / DatasetError / RegistryError: Bad card or options, or a manifest without
+            recordings (before any Ray work).
     """
     from affectlab.runtime import ray_session
 
@@ -254,7 +259,11 @@ def preprocess(
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     loaded = load_card(card_path, overrides)
     manifest = build_manifest(loaded)
-    plans = plan_stages(manifest, audio=parse_audio_sets(audio), deltas=deltas, f0_step=f0_step, au_step=au_step, labels=labels)
+    if not manifest.num_rows:
+        raise DatasetError(f"{card_path}: the manifest lists no recording, nothing to preprocess "
+                           "(`affectlab datasets check` shows what the card reads)")
+    plans = plan_stages(manifest, audio=parse_audio_sets(audio), deltas=deltas, f0_step=f0_step, au_step=au_step,
+                        labels=labels, max_seconds=max_duration_s)
     video_plan = prepare_video(video, landmarks=landmarks, fps=fps, face_sizes=face_sizes, grayscale=grayscale,
                                model_dir=model_dir, mean_face=mean_face, backend_options=landmark_options)
     result = PreprocessResult(out=out)

@@ -135,3 +135,9 @@ def test_config_check_accepts_card_without_root(tmp_path: Path, capsys: pytest.C
     code, out, err = run(["config", "check", card(tmp_path, root="/data/absent")], capsys)
     assert code == 0, err
     assert "dataset card (adapter 'csv', root /data/absent)" in out
+
+
+def test_a_manifest_without_recordings_exits_1(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (corpus / "manifest.csv").write_text(HEADER)
+    code, _, err = run(["datasets", "check", card(tmp_path)], capsys)
+    assert code == 1 and "lists no recording" in err and "toy.yaml" in err

@@ -25,9 +25,9 @@ def command() -> None:
 def check(card: str, overrides: tuple[str, ...], show_missing: int) -> None:
     """Validate CARD, build its manifest and report recordings, subjects, missing files, labels.
 
-    Exits 0 when the card is valid and every referenced file exists, 1 when files are missing,
-    2 when the card or manifest is invalid (including a named split whose subjects have no
-    recording).
+    Exits 0 when the card is valid and every referenced file exists, 1 when files are missing or
+    the manifest lists no recording at all, 2 when the card or manifest is invalid (including a
+    named split whose subjects have no recording).
     """
     loaded = load_card(card, overrides)
     manifest = build_manifest(loaded)
@@ -38,6 +38,10 @@ def check(card: str, overrides: tuple[str, ...], show_missing: int) -> None:
         click.echo(f"  {column:<17} {count} referenced")
     for column, count in report.label_coverage.items():
         click.echo(f"  label {column:<11} {count}/{report.n_recordings} recordings")
+    if not report.n_recordings:
+        click.echo(f"  EMPTY: the manifest of {card} lists no recording (adapter {loaded.adapter.name!r}, root "
+                   f"{loaded.root})", err=True)
+        sys.exit(1)
     splits = loaded.card.splits
     for name, split in splits.items():
         click.echo(f"  split {name:<12} {len(split.train)} train / {len(split.val)} val / {len(split.test)} test subjects")

@@ -7,6 +7,7 @@ import sys
 import click
 
 from affectlab.cli.common import num_cpus_option, set_option, verbose_option
+from affectlab.features.sound import MAX_SECONDS
 
 
 @click.command("preprocess")
@@ -29,6 +30,10 @@ from affectlab.cli.common import num_cpus_option, set_option, verbose_option
 @click.option("--au-step", type=float, default=0.1, show_default=True, help="AU intensity quantization step (divides 5).")
 @click.option("--f0-step", type=float, default=10.0, show_default=True, help="F0 quantization step in Hz (divides 500).")
 @click.option("--no-labels", is_flag=True, help="Skip the AU label stage.")
+@click.option("--max-duration", "max_duration", type=click.FloatRange(min=0, min_open=True), default=MAX_SECONDS,
+              show_default=True, metavar="SECONDS",
+              help="Audio longer than this is recorded in OUT/errors/ instead of being decoded (checked from the "
+                   "file's header): a worker holds a whole recording, about 0.7 GB per hour.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any recording failed.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Recordings per Ray Data block (default: automatic).")
 @click.option("--num-workers", type=click.IntRange(min=1), default=None, help="Extractor workers per stage (default: one per CPU).")
@@ -40,7 +45,7 @@ from affectlab.cli.common import num_cpus_option, set_option, verbose_option
 @verbose_option
 def command(card: str, out: str, audio: str | None, video: str, landmarks: str, fps: float | None, face_sizes: str,
             grayscale: bool, model_dir: str | None, mean_face: str | None, deltas: bool, au_step: float, f0_step: float, no_labels: bool,
-            strict: bool, batch_size: int | None, num_workers: int | None, strategy: str, no_progress: bool,
+            max_duration: float, strict: bool, batch_size: int | None, num_workers: int | None, strategy: str, no_progress: bool,
             num_cpus: int | None, overrides: tuple[str, ...], verbose: bool) -> None:
     """Extract openSMILE features (and aligned, quantized AU labels) and video landmarks / crops for CARD into --out.
 
@@ -61,7 +66,7 @@ def command(card: str, out: str, audio: str | None, video: str, landmarks: str, 
                         grayscale=grayscale, model_dir=model_dir, mean_face=mean_face, deltas=deltas, labels=not no_labels, au_step=au_step,
                         f0_step=f0_step, batch_size=batch_size, num_workers=num_workers, num_cpus=num_cpus,
                         overrides=overrides, progress=not no_progress, verbose=verbose, echo=click.echo,
-                        strategy=strategy)
+                        strategy=strategy, max_duration_s=max_duration)
     for stage in result.stages:
         for err in stage.errors[:10]:
             click.echo(f"  FAILED {stage.feature_set} {err['sample_id']}: {err['error']}: {err['message']}", err=True)

@@ -152,5 +152,15 @@ def load_card(path: str, overrides: Iterable[str] = (), *, check_root: bool = Tr
 
 
 def build_manifest(loaded: LoadedCard) -> pa.Table:
-    """Run the card's adapter and return the manifest table (see :mod:`affectlab.data.manifest`)."""
-    return loaded.adapter.build(loaded.card, loaded.options, loaded.root)
+    """Run the card's adapter and return the manifest table (see :mod:`affectlab.data.manifest`).
+
+    Raises:
+        DatasetError: The adapter's, prefixed with the card's path when it does not name it (a
+            user checking several cards sees which one is at fault).
+    """
+    try:
+        return loaded.adapter.build(loaded.card, loaded.options, loaded.root)
+    except DatasetError as exc:
+        if loaded.source in str(exc):
+            raise
+        raise DatasetError(f"{loaded.source}: {exc}") from None

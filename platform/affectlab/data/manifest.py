@@ -59,6 +59,7 @@ MANIFEST_SCHEMA = pa.schema(
     ]
 )
 
+MAX_PATH_CHARS = 4096  # PATH_MAX on Linux
 MEDIA_COLUMNS = ("audio_path", "video_path", "labels_path", "va_labels_path", "expr_labels_path")
 
 
@@ -74,11 +75,15 @@ def resolve_under_root(root: str, rel: str, *, where: str) -> str:
         The absolute path or URI.
 
     Raises:
-        DatasetError: ``rel`` is empty or resolves outside ``root``.
+        DatasetError: ``rel`` is empty, holds a NUL byte, is longer than :data:`MAX_PATH_CHARS`,
+            resolves outside ``root`` (symbolic links followed), or is a URI under a local root.
     """
     rel = str(rel).strip()
     if not rel:
         raise DatasetError(f"{where}: empty path")
+    if "\x00" in rel or len(rel) > MAX_PATH_CHARS:
+        shown = rel[:60] + "..." if len(rel) > 60 else rel
+        raise DatasetError(f"{where}: path {shown!r} holds a NUL byte or is longer than {MAX_PATH_CHARS} characters")
     if storage.is_remote(root):
         base = root.rstrip("/")
         if "://" in rel:
@@ -91,6 +96,9 @@ def resolve_under_root(root: str, rel: str, *, where: str) -> str:
         if not (full + "/").startswith(base + "/") or "/../" in full + "/" or full == base:
             raise DatasetError(f"{where}: path {rel!r} escapes the dataset root {root}")
         return full
+    if "://" in rel:
+        raise DatasetError(f"{where}: path {rel!r} is a URI but the dataset root {root} is local; give a path "
+                           "relative to the root")
     base = os.path.realpath(storage.filesystem(root)[1])
     full = os.path.realpath(os.path.join(base, rel))
     if os.path.commonpath([base, full]) != base or full == base:

@@ -9,7 +9,14 @@ their first audio track, decoded and mixed to mono by FFmpeg through PyAV
 (:func:`affectlab.features.video.decode_audio`), then resampled the same way; a video without a
 sound track is an error ("no audio track"). A 16 kHz mono file goes to openSMILE untouched, so its features are exactly
 ``Smile(...).process_file(path)``; for other files they are exactly
-``Smile(...).process_signal(mono_16k, 16000)`` of the converted signal.
+``Smile(...).process_signal(mono_16k, 16000)`` of the converted signal (clipped to the 16-bit
+range that openSMILE reads: resampling can overshoot full scale).
+
+Broken and hostile files are refused with a :class:`~affectlab.errors.MediaError` naming the
+file, before anything large is allocated (:mod:`affectlab.features.sound`): implausible sample
+rates, recordings longer than ``max_seconds`` (default :data:`MAX_SECONDS`; ``affectlab
+preprocess --max-duration``), truncated WAVs, NaN / infinite samples and float samples beyond
++-1. A feature row with a non-finite value is never written (an error instead).
 
 Feature sets (:data:`AUDIO_SETS`, names used by ``affectlab preprocess --audio``):
 
@@ -48,7 +55,6 @@ longest analysis window (60 ms) are rejected (openSMILE would emit a row of NaN)
 
 from __future__ import annotations
 
-import io as _io
 import math
 import os
 from dataclasses import dataclass
@@ -56,9 +62,16 @@ from typing import Any
 
 import numpy as np
 
-from affectlab import storage
 from affectlab.data.labels import clip_f0, f0_vocab, quantize_f0
 from affectlab.errors import MediaError, unknown_name_error
+from affectlab.features.sound import (
+    AUDIO_EXTENSIONS,
+    MAX_SECONDS,
+    check_sample_rate,
+    check_samples,
+    read_mono,
+    sound_info,
+)
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -67,6 +80,7 @@ __all__ = [
     "FRAME_RATE_HZ",
     "LLD_HOP_S",
     "LLD_WINDOWS_S",
+    "MAX_SECONDS",
     "MIN_SECONDS",
     "TARGET_SR",
     "OpenSmileExtractor",
@@ -84,7 +98,7 @@ FRAME_RATE_HZ = 1.0 / LLD_HOP_S
 # time of LLD frame 0: the centre of its longest analysis window (module docstring)
 FRAME_OFFSET_S = max(LLD_WINDOWS_S) / 2
 MIN_SECONDS = 0.06
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au")
+INT16_MAX_FLOAT = 32767 / 32768  # the largest sample openSMILE's 16-bit conversion keeps
 # the sound track of a video (lrs / affwild2 manifests point audio_path at the video)
 VIDEO_CONTAINERS = (".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg")
 F0_COLUMN = "F0semitoneFrom27.5Hz_sma3nz"
@@ -136,86 +150,75 @@ def _is_container(uri: str) -> bool:
     return os.path.splitext(uri)[1].lower() in VIDEO_CONTAINERS
 
 
-def _decode_container(uri: str) -> tuple[np.ndarray, int]:
+def _decode_container(uri: str, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """A video's first audio track, mixed to mono by FFmpeg (PyAV), at its own rate."""
     from affectlab.features.video import decode_audio
 
-    return decode_audio(uri)
-
-
-def _read_media_bytes(uri: str) -> bytes:
-    ext = os.path.splitext(uri)[1].lower()
-    if ext not in AUDIO_EXTENSIONS:
-        known = ", ".join(AUDIO_EXTENSIONS + VIDEO_CONTAINERS)
-        raise MediaError(f"{uri}: unsupported audio format {ext or '(no extension)'!r}; supported: {known}")
-    try:
-        data = storage.read_bytes(uri)
-    except FileNotFoundError as exc:
-        raise MediaError(f"{uri}: audio file not found") from exc
-    if not data:
-        raise MediaError(f"{uri}: empty file (0 bytes)")
-    return data
+    samples, rate = decode_audio(uri, max_seconds=max_seconds)
+    check_sample_rate(uri, rate)
+    return samples, rate
 
 
 def read_audio_info(uri: str) -> dict[str, Any]:
     """Header facts of an audio file: ``sample_rate``, ``channels``, ``frames``, ``duration_s``.
 
-    Raises:
-        MediaError: Missing, empty, unsupported or undecodable file.
-    """
-    import soundfile as sf
+    A sound file's header is read and checked (:mod:`affectlab.features.sound`) without decoding
+    its samples; a video container's track is decoded.
 
+    Raises:
+        MediaError: Missing, empty, unsupported, undecodable, implausible or truncated file.
+    """
     if _is_container(uri):
         samples, rate = _decode_container(uri)
         return {"sample_rate": rate, "channels": 1, "frames": len(samples), "duration_s": len(samples) / rate}
-    data = _read_media_bytes(uri)
-    try:
-        info = sf.info(_io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - libsndfile raises several types
-        raise MediaError(f"{uri}: cannot decode audio ({type(exc).__name__}: {exc})") from exc
-    if info.frames <= 0 or info.samplerate <= 0:
-        raise MediaError(f"{uri}: no audio samples in file")
-    return {"sample_rate": int(info.samplerate), "channels": int(info.channels), "frames": int(info.frames),
-            "duration_s": info.frames / info.samplerate}
+    info = sound_info(uri)
+    return {"sample_rate": info.sample_rate, "channels": info.channels, "frames": info.frames,
+            "duration_s": info.duration_s}
 
 
-def read_audio(uri: str) -> tuple[np.ndarray, dict[str, Any]]:
+def read_audio(uri: str, *, max_seconds: float | None = MAX_SECONDS) -> tuple[np.ndarray, dict[str, Any]]:
     """Decode audio to a 16 kHz mono float32 signal (see module docstring).
+
+    The file is checked first (:mod:`affectlab.features.sound`: plausible header, at most
+    ``max_seconds`` long, not truncated, finite samples within [-1, 1]); after resampling the
+    signal is clipped to the 16-bit range openSMILE reads (resampling can overshoot full scale, and
+    a float sample of exactly 1.0 would wrap; a 16 kHz integer-PCM file is never changed by it).
+
+    Args:
+        uri: Local path or ``s3://`` URI of a sound file or a video container.
+        max_seconds: Refuse longer recordings (``None``: no limit); default :data:`MAX_SECONDS`.
 
     Returns:
         ``(signal, info)``; ``info`` has the original ``sample_rate``, ``channels``,
         ``duration_s`` and ``converted`` (True when mixed down or resampled).
 
     Raises:
-        MediaError: Missing, empty, unsupported, undecodable or too short (< 60 ms) audio.
+        MediaError: Missing, empty, unsupported, undecodable, implausible, too long, truncated or
+            too short (< 60 ms) audio, or NaN / out-of-range samples.
     """
-    import soundfile as sf
-
     container = _is_container(uri)
     if container:
-        samples, sr = _decode_container(uri)
-        y = samples[:, None]
+        x, sr = _decode_container(uri, max_seconds)
+        check_samples(uri, x, float_input=False)
+        channels = 1
     else:
-        data = _read_media_bytes(uri)
-        try:
-            y, sr = sf.read(_io.BytesIO(data), dtype="float32", always_2d=True)
-        except Exception as exc:  # noqa: BLE001 - libsndfile raises several types
-            raise MediaError(f"{uri}: cannot decode audio ({type(exc).__name__}: {exc})") from exc
-    if y.shape[0] == 0:
+        x, header = read_mono(uri, max_seconds=max_seconds)
+        sr, channels = header.sample_rate, header.channels
+    if x.shape[0] == 0:
         raise MediaError(f"{uri}: no audio samples in file")
-    info = {"sample_rate": int(sr), "channels": int(y.shape[1]), "duration_s": y.shape[0] / sr,
-            "converted": container or y.shape[1] > 1 or sr != TARGET_SR}
-    x = y[:, 0] if y.shape[1] == 1 else y.mean(axis=1, dtype=np.float32)
-    if sr != TARGET_SR:
-        from scipy.signal import resample_poly
-
-        g = math.gcd(TARGET_SR, int(sr))
-        x = resample_poly(x, TARGET_SR // g, int(sr) // g).astype(np.float32)
+    info = {"sample_rate": int(sr), "channels": int(channels), "duration_s": x.shape[0] / sr,
+            "converted": container or channels > 1 or sr != TARGET_SR}
     if info["duration_s"] < MIN_SECONDS:
         raise MediaError(
             f"{uri}: clip too short ({info['duration_s'] * 1000:.1f} ms); openSMILE needs at least "
             f"{MIN_SECONDS * 1000:.0f} ms (one analysis frame)"
         )
+    if sr != TARGET_SR:
+        from scipy.signal import resample_poly
+
+        g = math.gcd(TARGET_SR, int(sr))
+        x = resample_poly(x, TARGET_SR // g, int(sr) // g).astype(np.float32)
+    np.clip(x, -1.0, INT16_MAX_FLOAT, out=x)
     return np.ascontiguousarray(x), info
 
 
@@ -235,10 +238,13 @@ class OpenSmileExtractor:
         feature_set: A name in :data:`AUDIO_SETS`.
         deltas: ``compare`` only: append first-order deltas (65 -> 130 dims).
         f0_step: ``egemaps`` only: F0 quantization step in Hz for ``f0_id`` (must divide 500).
+        max_seconds: Longer recordings are errors, refused from their header (``None``: no
+            limit). Not part of the set's parameters: it decides which files are read, not what
+            their rows hold, so changing it keeps the set version (and resumes).
 
     Raises:
         RegistryError: Unknown ``feature_set``.
-        ConfigError: ``deltas`` for a set without deltas, or a bad ``f0_step``.
+        ConfigError: ``deltas`` for a set without deltas, a bad ``f0_step`` or ``max_seconds``.
     """
 
     kind = "features"
@@ -247,8 +253,10 @@ class OpenSmileExtractor:
     num_cpus = 1.0
     version = "1"
 
-    def __init__(self, feature_set: str = "egemaps", *, deltas: bool = False, f0_step: float = 10.0) -> None:
-        ident = self.describe(feature_set, deltas=deltas, f0_step=f0_step)
+    def __init__(self, feature_set: str = "egemaps", *, deltas: bool = False, f0_step: float = 10.0,
+                 max_seconds: float | None = MAX_SECONDS) -> None:
+        ident = self.describe(feature_set, deltas=deltas, f0_step=f0_step, max_seconds=max_seconds)
+        self.max_seconds = max_seconds
         self.name = ident["name"]
         self._params = ident["params"]
         self.spec = AUDIO_SETS[feature_set]
@@ -261,12 +269,15 @@ class OpenSmileExtractor:
         self.f0_step = f0_step
 
     @classmethod
-    def describe(cls, feature_set: str = "egemaps", *, deltas: bool = False, f0_step: float = 10.0) -> dict[str, Any]:
+    def describe(cls, feature_set: str = "egemaps", *, deltas: bool = False, f0_step: float = 10.0,
+                 max_seconds: float | None = MAX_SECONDS) -> dict[str, Any]:
         """Name, version and parameters without constructing openSMILE (see pipeline)."""
         import opensmile
 
         from affectlab.errors import ConfigError
 
+        if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and 0 < max_seconds < math.inf):
+            raise ConfigError(f"max_seconds: must be a positive number of seconds (or None: no limit), got {max_seconds!r}")
         spec = AUDIO_SETS.get(feature_set)
         if spec is None:
             raise unknown_name_error("audio feature set", feature_set, list(AUDIO_SETS))
@@ -285,19 +296,29 @@ class OpenSmileExtractor:
         """Parameters that determine the output (hashed into the set version)."""
         return dict(self._params)
 
+    def _check_finite(self, uri: str, values: np.ndarray) -> None:
+        """Never write NaN / inf features silently: an error naming the file and the columns."""
+        bad = ~np.isfinite(values)
+        if bad.any():
+            columns = [self.names[j] for j in np.flatnonzero(bad.any(axis=0))]
+            raise MediaError(f"{uri}: openSMILE returned {int(bad.sum())} non-finite value(s) (NaN/inf) in "
+                             f"{len(columns)} column(s) ({', '.join(columns[:4])}{' ...' if len(columns) > 4 else ''}); "
+                             "row not written")
+
     def metadata(self) -> dict[str, Any]:
         """Schema metadata: the feature names of the ``features`` column."""
         return {"columns": {"features": self.names}, "feature_set": self.name}
 
     def process(self, row: dict[str, Any]) -> dict[str, Any]:
         """Extract one recording (see module docstring for the columns)."""
-        signal, info = read_audio(row["audio_path"])
+        signal, info = read_audio(row["audio_path"], max_seconds=self.max_seconds)
         values = self.smile.process_signal(signal, TARGET_SR).to_numpy(dtype=np.float32)
         if self.smile_deltas is not None:
             deltas = self.smile_deltas.process_signal(signal, TARGET_SR).to_numpy(dtype=np.float32)
             if len(deltas) < len(values):
                 raise MediaError(f"{row['audio_path']}: openSMILE gave {len(deltas)} delta frames for {len(values)} LLD frames")
             values = np.hstack([values, deltas[: len(values)]])
+        self._check_finite(row["audio_path"], values)
         out: dict[str, Any] = {
             "sample_id": row["sample_id"],
             "subject": row["subject"],

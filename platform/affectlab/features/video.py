@@ -177,32 +177,56 @@ def read_frames(uri: str, *, fps: float | None = None) -> tuple[np.ndarray, floa
         return np.stack(list(reader.frames())), reader.fps
 
 
-def decode_audio(uri: str, *, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+def _declared_seconds(container: Any, stream: Any) -> float | None:
+    """The track's (else the container's) duration from the file's metadata, if it states one."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000  # av.time_base: microseconds
+    return None
+
+
+def decode_audio(uri: str, *, sample_rate: int | None = None, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Decode the first audio track of a video or audio file as mono float32.
 
     Args:
         uri: Local path or ``s3://`` URI (mp4, mkv, webm, wav, ...).
         sample_rate: Resample to this rate; ``None`` keeps the track's rate.
+        max_seconds: Refuse a longer track: from the metadata before decoding, and while decoding
+            (metadata can be missing or wrong), so memory stays bounded. ``None``: no limit.
 
     Returns:
         ``(samples, sample_rate)``: a 1-D float32 array in [-1, 1] and its rate in Hz.
 
     Raises:
-        MediaError: Missing/empty/corrupt file, ``no audio track``, or an empty track.
+        MediaError: Missing/empty/corrupt file, ``no audio track``, an empty or too long track.
     """
     import av
+
+    from affectlab.features.sound import check_duration
 
     with contextlib.ExitStack() as stack:
         container = stack.enter_context(_open_container(_local(stack, uri), uri))
         if not container.streams.audio:
             raise MediaError(f"{uri}: no audio track")
         stream = container.streams.audio[0]
+        declared = _declared_seconds(container, stream)
+        if declared is not None:
+            check_duration(uri, declared, max_seconds)
         rate = int(sample_rate or stream.rate or stream.codec_context.sample_rate)
+        if rate <= 0:
+            raise MediaError(f"{uri}: the audio track states no sample rate")
+        limit = None if max_seconds is None else int(max_seconds * rate)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        chunks = []
+        chunks: list[np.ndarray] = []
+        n = 0
         try:
             for frame in container.decode(stream):
-                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+                for f in resampler.resample(frame):
+                    chunks.append(f.to_ndarray().reshape(-1))
+                    n += len(chunks[-1])
+                if limit is not None and n > limit:
+                    check_duration(uri, n / rate, max_seconds)
             chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
         except _av_errors() as exc:
             raise MediaError(f"{uri}: audio decoding failed ({type(exc).__name__}: {exc})") from exc

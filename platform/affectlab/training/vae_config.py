@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from affectlab.config import StrictModel
 
@@ -39,6 +39,28 @@ class VaeSettings(StrictModel):
                                                      "correlation-selected regressor")
     xgb: dict[str, Any] = Field(default_factory=lambda: {"n_estimators": 200, "max_depth": 3, "learning_rate": 0.1},
                                 description="keyword arguments of every xgboost.XGBRegressor")
+
+    @field_validator("xgb")
+    @classmethod
+    def _known_xgb_keywords(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Reject keywords XGBRegressor does not know and values it cannot fit with, at load time
+        (not after the VAE has trained): one tree is fitted on four rows with these settings."""
+        import numpy as np
+        import xgboost
+
+        known = set(xgboost.XGBRegressor().get_params())
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown XGBRegressor keyword(s) {unknown}; valid: {sorted(known)}")
+        n_estimators = value.get("n_estimators", 1)
+        if isinstance(n_estimators, bool) or not isinstance(n_estimators, int) or n_estimators < 1:
+            raise ValueError(f"n_estimators must be an integer >= 1, got {n_estimators!r}")
+        trial = {**value, "n_estimators": 1, "n_jobs": 1}
+        try:
+            xgboost.XGBRegressor(**trial).fit(np.arange(8.0).reshape(4, 2), np.arange(4.0))
+        except (xgboost.core.XGBoostError, TypeError, ValueError) as exc:
+            raise ValueError(f"XGBRegressor rejects these settings: {str(exc).splitlines()[0][:300]}") from None
+        return value
 
     def threshold(self) -> float:
         """``outlier_threshold`` or the method's default."""

@@ -15,7 +15,7 @@ from affectlab.cli import main
 from affectlab.data.adapters import lma, ravdess
 from affectlab.data.cards import build_manifest, load_card
 from affectlab.data.check import check_manifest
-from affectlab.errors import DatasetError
+from affectlab.errors import ConfigError, DatasetError
 
 
 def touch(path: Path, data: bytes = b"\0") -> None:
@@ -180,8 +180,8 @@ def test_lrs_layout_errors(lrs_root: Path, tmp_path: Path) -> None:
         build_manifest(load_card(card))
     with pytest.raises(DatasetError, match=r"options.splits entry 'pretrain': no directory"):
         build_manifest(load_card(card, ["options.splits=[trainval, pretrain]"]))
-    with pytest.raises(DatasetError, match=r"escapes the dataset root"):
-        build_manifest(load_card(card, ["options.splits=[../x]"]))
+    with pytest.raises(ConfigError, match=r"options\.splits\.0: .*'\.\./x' leaves the dataset root"):
+        load_card(card, ["options.splits=[../x]"])  # refused with the card, before any listing
 
 
 def test_lrs_txt_without_text_line(lrs_root: Path, tmp_path: Path) -> None:

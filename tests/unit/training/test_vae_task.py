@@ -179,3 +179,18 @@ def test_sweep_section_tabulates_mae_against_latent_size(tmp_path: Any) -> None:
     text = doc.to_markdown()
     assert "| 1 | t1 | 0.2 |" in text and "| 2 | t2 | 0.05 |" in text
     assert list(pngs) == ["vae_sweep1_mae_vs_latent.png"] and pngs["vae_sweep1_mae_vs_latent.png"][:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(("xgb", "message"), [
+    ({"nestimators": 5}, r"unknown XGBRegressor keyword\(s\) \['nestimators'\]"),
+    ({"n_estimators": "many"}, "n_estimators must be an integer >= 1, got 'many'"),
+    ({"n_estimators": 0}, "n_estimators must be an integer >= 1, got 0"),
+    ({"max_depth": "deep"}, "XGBRegressor rejects these settings: .*max_depth"),
+    ({"tree_method": "bogus"}, "XGBRegressor rejects these settings: .*bogus"),
+])
+def test_xgb_settings_are_checked_when_the_config_loads(xgb: dict, message: str) -> None:
+    from affectlab.training.vae_config import VaeSettings
+
+    assert VaeSettings(xgb={"n_estimators": 3, "max_depth": 2}).xgb["n_estimators"] == 3  # valid ones pass
+    with pytest.raises(ValueError, match=message):
+        VaeSettings(xgb=xgb)

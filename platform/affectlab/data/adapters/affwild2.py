@@ -31,7 +31,7 @@ from pydantic import Field
 
 from affectlab import storage
 from affectlab.config import StrictModel
-from affectlab.data.adapters._layout import raise_collected, relative_files
+from affectlab.data.adapters._layout import RootPath, raise_collected, relative_files
 from affectlab.data.cards import Adapter, DatasetCard
 from affectlab.data.manifest import manifest_from_rows, resolve_under_root
 from affectlab.errors import DatasetError
@@ -49,11 +49,11 @@ SET_COLUMNS = {"au": "labels_path", "va": "va_labels_path", "expr": "expr_labels
 class AffWild2Options(StrictModel):
     """Options of the ``affwild2`` adapter."""
 
-    video_dir: str = "videos"
-    annotation_dir: str = "annotations"
-    au_set: str = "AU_Set"
-    va_set: str = "VA_Set"
-    expr_set: str = "EXPR_Set"
+    video_dir: RootPath = "videos"
+    annotation_dir: RootPath = "annotations"
+    au_set: RootPath = "AU_Set"
+    va_set: RootPath = "VA_Set"
+    expr_set: RootPath = "EXPR_Set"
     fps: float = Field(default=30.0, gt=0, le=1000, description="frame rate of the annotation lines")
     allow_missing_video: bool = Field(default=False, description="skip annotation stems without a video")
     audio_from_video: bool = Field(default=False, description="also use each video as audio_path")

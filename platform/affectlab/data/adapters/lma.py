@@ -21,7 +21,7 @@ from pydantic import Field
 
 from affectlab import storage
 from affectlab.config import StrictModel
-from affectlab.data.adapters._layout import raise_collected
+from affectlab.data.adapters._layout import RootPath, raise_collected
 from affectlab.data.cards import Adapter, DatasetCard
 from affectlab.data.manifest import manifest_from_rows
 from affectlab.errors import DatasetError
@@ -65,7 +65,7 @@ PAD_COLUMNS = {"pleasure": "valence", "arousal": "arousal", "dominance": "domina
 class LmaOptions(StrictModel):
     """Options of the ``lma`` adapter."""
 
-    file: str = "lma_features.csv"
+    file: RootPath = "lma_features.csv"
     features: list[str] = Field(default=list(LMA_FEATURES), min_length=1, description="feature columns, in order")
 
 

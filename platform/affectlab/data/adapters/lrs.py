@@ -21,7 +21,7 @@ from pydantic import Field
 
 from affectlab import storage
 from affectlab.config import StrictModel
-from affectlab.data.adapters._layout import raise_collected, relative_files
+from affectlab.data.adapters._layout import RootPath, raise_collected, relative_files
 from affectlab.data.cards import Adapter, DatasetCard
 from affectlab.data.manifest import manifest_from_rows, resolve_under_root
 from affectlab.errors import DatasetError
@@ -32,7 +32,7 @@ __all__ = ["ADAPTER", "LrsOptions", "build", "parse_transcript"]
 class LrsOptions(StrictModel):
     """Options of the ``lrs`` adapter."""
 
-    splits: list[str] = Field(
+    splits: list[RootPath] = Field(
         default_factory=list,
         description="sub-directories of the root to read, e.g. [trainval, test]; empty: ids under root",
     )
