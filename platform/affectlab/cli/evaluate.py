@@ -1,4 +1,5 @@
-"""``affectlab evaluate RUN --checkpoints all --split test``: score a GAN run's saved checkpoints."""
+"""``affectlab evaluate RUN --checkpoints all --split test``: score a GAN run's saved checkpoints, or decode
+the test speakers of a lip reading run (``data.task: vsr``) greedy, beam and beam + LM."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from affectlab.cli.common import num_cpus_option, verbose_option
 @num_cpus_option
 @verbose_option
 def command(run: str, checkpoints: str, split: str, batch_size: int, num_cpus: int | None, verbose: bool) -> None:
-    """Evaluate every saved checkpoint of a GAN run (data.task gan_au / gan_va / gan_au_va) in parallel Ray tasks.
+    """Evaluate every saved checkpoint of a GAN run (data.task gan_au / gan_va / gan_au_va) in parallel Ray tasks,
+    or decode a lip reading run's test speakers (data.task vsr: greedy, beam, beam + LM; --split test or train).
 
     Writes RUN/evaluation/SPLIT.parquet (one row per checkpoint: per-AU F1 / precision / recall /
     accuracy, mean F1, mean accuracy, their mean, % real, CCC and MSE of valence and arousal) and
@@ -29,7 +31,13 @@ def command(run: str, checkpoints: str, split: str, batch_size: int, num_cpus: i
     """
     from affectlab.runtime import ray_session
     from affectlab.training.gan_evaluate import best_over_checkpoints, evaluate_checkpoints
+    from affectlab.training.vsr_evaluate import evaluate_vsr, is_vsr_run, load_vsr_evaluation
 
+    if is_vsr_run(run):  # lip reading: one pass over the test speakers, no checkpoints to choose
+        evaluate_vsr(run, part=split, progress=lambda line: click.echo(line, err=True))
+        click.echo(json.dumps(load_vsr_evaluation(run, split)[1]["methods"], indent=2))
+        click.echo(f"outputs: {run}/evaluation/{split}.parquet, {run}/evaluation/{split}_summary.json")
+        return
     with ray_session(num_cpus=num_cpus, verbose=verbose):
         frame = evaluate_checkpoints(run, checkpoints=checkpoints, split=split, batch_size=batch_size,
                                      progress=lambda line: click.echo(line, err=True))

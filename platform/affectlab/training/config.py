@@ -28,6 +28,7 @@ from affectlab.config import StrictModel, SubjectParts, apply_overrides, load_ya
 from affectlab.errors import ConfigError
 from affectlab.training.gan_config import GanSettings
 from affectlab.training.vae_config import VaeSettings
+from affectlab.training.vsr_config import VSR_TASKS, VsrSettings, vsr_problems
 
 __all__ = [
     "CheckpointSettings",
@@ -172,6 +173,9 @@ class DataConfig(StrictModel):
                              description="data.task: vae_lma (loss weights, scaling, outliers, split, regressors)")
     gan: GanSettings = Field(default_factory=GanSettings,
                              description="data.task: gan_au / gan_va / gan_au_va (labels, losses, split)")
+    vsr: VsrSettings = Field(default_factory=VsrSettings,
+                             description="data.task: vsr_lm / vsr_visual / vsr (lip reading stages: split, "
+                                         "previous stage, losses, decoding)")
 
     @field_validator("au_step")
     @classmethod
@@ -410,6 +414,10 @@ class ExperimentConfig(StrictModel):
         if self.training.monitor.removeprefix("val_") not in metrics:
             raise ValueError(f"training.monitor={self.training.monitor!r} is not a metric of task "
                              f"{self.data.task!r}; choose one of {['val_' + m for m in metrics]}")
+        if self.data.task in VSR_TASKS:
+            vsr = vsr_problems(self)
+            if vsr:
+                raise ValueError("; ".join(vsr))
         if self.data.subjects is not None and not set(self.data.test_subjects) <= set(self.data.subjects):
             raise ValueError(f"data.test_subjects {list(self.data.test_subjects)} must be among data.subjects")
         return self

@@ -141,7 +141,7 @@ def _baseline(config: ExperimentConfig, prepared: Prepared) -> dict[str, float]:
 
 
 def _own_training(task: str) -> Callable[..., TrainResult] | None:
-    """The training function of a task with its own data path (emotion, vae_lma, gan_*), else None."""
+    """The training function of a task with its own data path (emotion, vae_lma, gan_*, vsr*), else None."""
     if task == "emotion":
         from affectlab.training.emotion_run import train_emotion
 
@@ -154,6 +154,10 @@ def _own_training(task: str) -> Callable[..., TrainResult] | None:
         from affectlab.training.gan_run import train_gan
 
         return train_gan
+    if task in ("vsr_lm", "vsr_visual", "vsr"):
+        from affectlab.training.vsr_run import train_vsr
+
+        return train_vsr
     return None
 
 

@@ -17,6 +17,9 @@ any data is read.
 ``gan_au``     ``categorical_gan``                         loss, real_pct, au_mean_f1, ... (tasks.gan)
 ``gan_va``     ``categorical_gan``                         loss, real_pct, ccc_*, mse_*
 ``gan_au_va``  ``categorical_gan``                         both of the above
+``vsr_lm``     ``vsr_lm``                                  loss, perplexity (seed 001 stage 1)
+``vsr_visual`` ``vsr_visual``                              loss, cer, wer (stage 2)
+``vsr``        ``vsr_lip_reader``                          loss, cer, wer (stage 3)
 =============  ==========================================  ===================================
 
 A new family adds a module here with its Task subclass and one :func:`register_task` call.
@@ -184,3 +187,17 @@ for _name, _head in (("gan_au", "au"), ("gan_va", "va"), ("gan_au_va", "au_va"))
     register_task(TaskSpec(_name, _gan, ("categorical_gan",), _GAN_METRICS[_name],
                            {"head": _head, "n_aus": 8, "image_size": 28},
                            f"seed 002: categorical GAN over face crops, discriminator head {_head!r}"))
+
+
+def _vsr(config: ExperimentConfig, info: DataInfo) -> Task:
+    from affectlab.training.tasks.vsr import IntegrationTask, LanguageModelTask, VisualPretrainTask
+
+    kinds = {"vsr_lm": LanguageModelTask, "vsr_visual": VisualPretrainTask, "vsr": IntegrationTask}
+    return kinds[config.data.task](config, info.extra)
+
+
+for _name, _model, _metrics, _what in (
+        ("vsr_lm", "vsr_lm", ("loss", "perplexity"), "stage 1: character LM on the training transcripts"),
+        ("vsr_visual", "vsr_visual", ("loss", "cer", "wer"), "stage 2: visual pretraining, frozen LM softmax"),
+        ("vsr", "vsr_lip_reader", ("loss", "cer", "wer"), "stage 3: integration, transcripts from mouth ROIs")):
+    register_task(TaskSpec(_name, _vsr, (_model,), _metrics, {}, f"seed 001 lip reading {_what}"))
