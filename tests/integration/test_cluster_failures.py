@@ -36,6 +36,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -208,7 +209,7 @@ def _sweep_cli(space: str, out: Path, *extra: str, **popen: Any) -> subprocess.P
     """``affectlab sweep`` as its own driver process, joined to the cluster by the inherited RAY_ADDRESS."""
     assert os.environ.get("RAY_ADDRESS"), "the ray_cluster fixture sets RAY_ADDRESS"
     env = {**os.environ, "PYTHONPATH": str(REPO / "platform")}
-    command = [str(REPO / ".venv" / "bin" / "affectlab"), "sweep", space, "--out", str(out), "--no-report", *extra]
+    command = [str(Path(sys.executable).parent / "affectlab"), "sweep", space, "--out", str(out), "--no-report", *extra]
     return subprocess.Popen(command, env=env, cwd=out.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, **popen)
 
