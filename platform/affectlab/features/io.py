@@ -48,6 +48,7 @@ ID_to_AU, -1 = no label), ``onset``, ``apex``, ``offset``, ``occurrence`` (list<
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,7 @@ from affectlab.errors import StorageError
 from affectlab.features.arrow import read_meta
 
 __all__ = [
+    "KeepRows",
     "column_arrays",
     "read_dataset",
     "set_columns",
@@ -213,7 +215,7 @@ def read_dataset(out: str, name: str, *, kind: str = "features", version: str | 
     paths = [storage.filesystem(f)[1] for f in files]
     ds = ray.data.read_parquet(paths, filesystem=fs, columns=columns)
     if sample_ids is not None:
-        ds = ds.map_batches(_KeepRows(sample_ids), batch_format="pyarrow", zero_copy_batch=True)
+        ds = ds.map_batches(KeepRows(sample_ids), batch_format="pyarrow", zero_copy_batch=True)
     return ds
 
 
@@ -225,7 +227,7 @@ def iter_set_batches(out: str, name: str, *, kind: str = "features", version: st
     import pyarrow.parquet as pq
 
     _, files = _visible_files(out, kind, name, version)
-    keep = None if sample_ids is None else _KeepRows(sample_ids)
+    keep = None if sample_ids is None else KeepRows(sample_ids)
     for file in files:
         fs, path = storage.filesystem(file)
         with fs.open_input_file(path) as handle:
@@ -236,10 +238,10 @@ def iter_set_batches(out: str, name: str, *, kind: str = "features", version: st
                     yield table
 
 
-class _KeepRows:
+class KeepRows:
     """``map_batches`` function: the rows of an Arrow batch whose ``sample_id`` is in a set."""
 
-    def __init__(self, sample_ids: list[str]) -> None:
+    def __init__(self, sample_ids: Sequence[str]) -> None:
         self.keep = pa.array(sorted(set(sample_ids)), pa.string())
 
     def __call__(self, batch: pa.Table) -> pa.Table:

@@ -361,18 +361,6 @@ def _video_parts_in_process(config: ExperimentConfig, clips: dict[str, list[Clip
     return out
 
 
-class _Keep:
-    """``map_batches``: the rows of an Arrow batch whose ``sample_id`` is in a set."""
-
-    def __init__(self, sample_ids: Sequence[str]) -> None:
-        self.keep = pa.array(sorted(set(sample_ids)), pa.string())
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        import pyarrow.compute as pc
-
-        return batch.filter(pc.is_in(batch.column("sample_id"), value_set=self.keep))
-
-
 def _video_parts_ray(config: ExperimentConfig, clips: dict[str, list[Clip]], mapper: MouthRows) -> dict[str, Any]:
     """Every part as a lazy Ray Dataset streamed from the Parquet files; with ``data.vsr.cache`` the
     resized clips of all parts are read once and materialised, and each part filters them lazily."""
@@ -386,7 +374,7 @@ def _video_parts_ray(config: ExperimentConfig, clips: dict[str, list[Clip]], map
     if not config.data.vsr.cache:
         return {part: read(part_ids) for part, part_ids in ids.items()}
     everything = read([sid for part_ids in ids.values() for sid in part_ids]).materialize()
-    return {part: everything.map_batches(_Keep(part_ids), batch_format="pyarrow", zero_copy_batch=True)
+    return {part: everything.map_batches(io.KeepRows(part_ids), batch_format="pyarrow", zero_copy_batch=True)
             for part, part_ids in ids.items()}
 
 
