@@ -270,7 +270,7 @@ def preprocess(
     run_id = uuid.uuid4().hex[:8]
     io.write_clip_labels(out, manifest)
     io.write_splits(out, loaded.card.splits)
-    with ray_session(num_cpus=num_cpus, verbose=verbose):
+    with ray_session(num_cpus=num_cpus, verbose=verbose, lazy=True):  # no Ray when all is done
         for plan in plans:
             stage = run_stage(manifest, plan.extractor_cls, plan.kwargs, out=out, batch_size=batch_size,
                               num_workers=num_workers, progress=progress, strategy=strategy)

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["RayTarget", "quiet_tune_output", "ray_session", "where_ray_runs"]
+__all__ = ["RayTarget", "ensure_ray", "quiet_tune_output", "ray_session", "where_ray_runs"]
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,12 @@ def where_ray_runs(num_cpus: int | None = None) -> RayTarget:
     return RayTarget("local", None, num_cpus or os.cpu_count())
 
 
+_pending: dict[str, object] | None = None  # a lazy ray_session's start arguments, until ensure_ray()
+
+
 @contextmanager
 def ray_session(
-    *, num_cpus: int | None = None, verbose: bool = False, dashboard: bool | None = None
+    *, num_cpus: int | None = None, verbose: bool = False, dashboard: bool | None = None, lazy: bool = False
 ) -> Iterator[RayTarget]:
     """Start (or join) Ray for the duration of a ``with`` block and shut it down after.
 
@@ -56,16 +59,49 @@ def ray_session(
         num_cpus: CPUs for the embedded local cluster (default: all); ignored on a cluster.
         verbose: Show Ray's INFO logs and worker output.
         dashboard: Start the dashboard (on 127.0.0.1 only); None lets Ray decide.
+        lazy: Start (or join) Ray only when code inside the block calls :func:`ensure_ray`, so
+            a command with nothing to do (a resume of a finished output) never pays Ray's
+            start-up of several seconds.
 
     Yields:
         The :class:`RayTarget` in use.
     """
     import ray
 
+    global _pending
     target = where_ray_runs(num_cpus)
     if ray.is_initialized():
         yield target
         return
+    if not lazy:
+        _start(target, verbose, dashboard)
+    else:
+        _pending = {"target": target, "verbose": verbose, "dashboard": dashboard}
+    try:
+        yield target
+    finally:
+        _pending = None
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+def ensure_ray() -> None:
+    """Start the Ray of an enclosing lazy :func:`ray_session` if it has not started yet.
+
+    Without a lazy session this does nothing: Ray is either running already or the caller
+    runs outside any session (where Ray's own auto-init applies).
+    """
+    import ray
+
+    global _pending
+    if _pending is not None and not ray.is_initialized():
+        pending, _pending = _pending, None
+        _start(pending["target"], bool(pending["verbose"]), pending["dashboard"])  # type: ignore[arg-type]
+
+
+def _start(target: RayTarget, verbose: bool, dashboard: bool | None) -> None:
+    import ray
+
     level = logging.INFO if verbose else logging.WARNING
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     if target.mode == "cluster":
@@ -80,10 +116,6 @@ def ray_session(
             configure_logging=True,
         )
     _quiet_ray_data(verbose)
-    try:
-        yield target
-    finally:
-        ray.shutdown()
 
 
 def _quiet_ray_data(verbose: bool) -> None:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from affectlab.runtime import ray_session, where_ray_runs
+from affectlab.runtime import ensure_ray, ray_session, where_ray_runs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,6 +30,25 @@ def test_embedded_session_starts_and_shuts_down(monkeypatch) -> None:
         assert ray.is_initialized()
         assert ray.cluster_resources()["CPU"] == 1
         assert ray.get(ray.remote(lambda: 41 + 1).remote()) == 42
+    assert not ray.is_initialized()
+
+
+def test_a_lazy_session_starts_ray_only_when_asked_and_shuts_it_down(monkeypatch) -> None:
+    import ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    if ray.is_initialized():
+        ray.shutdown()
+    with ray_session(num_cpus=1, dashboard=False, lazy=True):
+        assert not ray.is_initialized()  # nothing to do yet: no Ray (a finished preprocess resumes in ~2 s)
+    assert not ray.is_initialized()
+    ensure_ray()  # outside a lazy session: does nothing
+    assert not ray.is_initialized()
+    with ray_session(num_cpus=1, dashboard=False, lazy=True):
+        ensure_ray()
+        assert ray.is_initialized() and ray.cluster_resources()["CPU"] == 1
+        ensure_ray()  # the second call keeps the same Ray
+        assert ray.get(ray.remote(lambda: 6 * 7).remote()) == 42
     assert not ray.is_initialized()
 
 

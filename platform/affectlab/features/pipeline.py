@@ -121,6 +121,7 @@ from dataclasses import asdict, dataclass, field
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -297,7 +298,7 @@ def committed_ids(set_version_dir: str) -> set[str]:
 
 
 def _applicable(manifest: pa.Table, requires: tuple[str, ...]) -> pa.Table:
-    mask = pa.array([True] * manifest.num_rows)
+    mask = pa.array(np.ones(manifest.num_rows, dtype=bool))
     for column in requires:
         if column not in manifest.column_names:
             return manifest.slice(0, 0)
@@ -398,6 +399,10 @@ def _execute(todo: pa.Table, extractor_cls: type, kwargs: dict[str, Any], final:
              strategy: str, commit_rows: int = COMMIT_ROWS) -> None:
     """Stream ``todo`` through the extractor workers and publish each commit's file as it lands."""
     import ray
+
+    from affectlab.runtime import ensure_ray
+
+    ensure_ray()  # a lazy session starts Ray here: only when there is something to extract
 
     cpus = float(getattr(extractor_cls, "num_cpus", 1.0))
     if num_workers is not None and num_workers < 1:

@@ -121,9 +121,14 @@ def prepare_video(
 def _landmark_extractor_cls(plan: VideoPlan) -> type:
     import ray
 
+    from affectlab.runtime import ensure_ray
+
     device = plan.landmark_kwargs["backend_options"].get("device", "auto")
     wants_gpu = plan.landmark_kwargs["backend"] == "face_alignment" and device != "cpu"
-    return GpuLandmarkExtractor if wants_gpu and ray.cluster_resources().get("GPU", 0) >= 1 else LandmarkExtractor
+    if not wants_gpu:
+        return LandmarkExtractor
+    ensure_ray()  # the GPU count needs Ray
+    return GpuLandmarkExtractor if ray.cluster_resources().get("GPU", 0) >= 1 else LandmarkExtractor
 
 
 def with_landmark_parts(manifest: pa.Table, landmarks_dir: str) -> pa.Table:
