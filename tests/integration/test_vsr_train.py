@@ -1,7 +1,9 @@
 """Seed 001's piece-wise lip reading end to end on real parts: a tiny ``synth visemes`` corpus,
-Ray Data preprocessing (dlib landmarks, 96 px mouth ROIs), the three stages' experiment files run
-in-process, each naming the previous stage's run, ``affectlab evaluate`` on the test speakers
-(greedy, beam, beam + LM), a tiny lip reader
+Ray Data preprocessing (dlib landmarks, 96 px mouth ROIs), ``affectlab pipeline search_spaces/vsr.yaml``
+running the three stages' experiment files in-process, each naming the previous stage's run, the
+decoding of the test speakers (greedy, beam, beam + LM) and the report, run again to go on where it
+stopped; ``affectlab evaluate``; a
+tiny lip reader
 overfitting 8 clips (the acceptance line "CER < 0.05"), and stage 3 on Ray Train with two DDP
 workers streaming the mouth ROIs."""
 
@@ -21,7 +23,7 @@ from affectlab.cli import cli
 from affectlab.data.synth import generate
 from affectlab.errors import ConfigError, DatasetError
 from affectlab.preprocess import preprocess
-from affectlab.training.config import ExperimentConfig, load_experiment
+from affectlab.training.config import ExperimentConfig
 from affectlab.training.run import train
 from affectlab.training.runners import build_modules, run_in_process_batches, shard_batches
 from affectlab.training.tasks import DataInfo
@@ -59,27 +61,33 @@ def _config(features: str, task: str, model: str, vsr: dict, **training: object)
         "scaling": {"runner": "in_process", "torch_threads": 1}})
 
 
-def _stage(name: str, features: str, *overrides: str) -> ExperimentConfig:
-    """A stage's experiment file from search_spaces/, shrunk for the CI corpus and run in-process."""
-    return load_experiment(str(SPACES / f"{name}.yaml"), [
-        f"data.features={features}", "scaling.runner=in_process", "scaling.torch_threads=1",
-        "training.batch_size=8", *overrides]).base
+PIPELINE_SETS = ["scaling.runner=in_process", "scaling.torch_threads=1", "training.batch_size=8",
+                 "lm:training.max_epochs=20", "lm:training.patience=20", "visual:data.vsr.stage2_loss=ctc",
+                 "visual:training.max_epochs=2", "lipreader:data.vsr.decoding.beam_width=4",
+                 "lipreader:training.max_epochs=3"]
+
+
+def _pipeline(root: Path, corpus: str) -> object:
+    """``affectlab pipeline search_spaces/vsr.yaml``: the three stage files chained by URI
+    (``data.vsr.init``), the test decoding and the report."""
+    args = ["pipeline", str(SPACES / "vsr.yaml"), "--out", str(root), "--features", corpus]
+    for item in PIPELINE_SETS:
+        args += ["--set", item]
+    return CliRunner().invoke(cli, args)
 
 
 @pytest.fixture(scope="module")
-def stages(corpus: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The three experiment files chained by URI (``data.vsr.init``), then ``affectlab evaluate``."""
+def pipeline_out(corpus: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("vsr-runs")
-    runs = {name: str(root / name) for name in ("lm", "visual", "lipreader")}
-    train(_stage("vsr_lm", corpus, "training.max_epochs=20", "training.patience=20"), out=runs["lm"])
-    train(_stage("vsr_visual", corpus, f"data.vsr.init={runs['lm']}", "data.vsr.stage2_loss=ctc",
-                 "training.max_epochs=2"), out=runs["visual"])
-    train(_stage("vsr_integrate", corpus, f"data.vsr.init={runs['visual']}", "data.vsr.decoding.beam_width=4",
-                 "training.max_epochs=3"), out=runs["lipreader"])
-    done = CliRunner().invoke(cli, ["evaluate", runs["lipreader"]])
+    done = _pipeline(root, corpus)
     assert done.exit_code == 0, done.output
-    assert '"beam_lm"' in done.output and "evaluation/test.parquet" in done.output
-    return runs
+    assert "beam_lm " in done.output and f"report: {root}/report/index.html" in done.output
+    return root
+
+
+@pytest.fixture(scope="module")
+def stages(pipeline_out: Path) -> dict[str, str]:
+    return {name: str(pipeline_out / name) for name in ("lm", "visual", "lipreader")}
 
 
 def _result(run: str) -> dict:
@@ -114,6 +122,34 @@ def test_stage_2_keeps_the_lms_softmax_frozen_and_stage_3_starts_from_both_piece
     layer = "decoder.layers.0."
     assert torch.equal(state[layer + "self_attn.in_proj_weight"], lm_state["layers.0.self_attn.in_proj_weight"])
     assert not torch.equal(state[layer + "cross_attn.in_proj_weight"], lm_state["layers.0.cross_attn.in_proj_weight"])
+
+
+def test_the_report_has_the_seeds_wer_table_transcripts_and_stage_losses(
+        pipeline_out: Path, stages: dict[str, str]) -> None:
+    rows, _ = load_vsr_evaluation(stages["lipreader"])
+    page = (pipeline_out / "report" / "index.md").read_text()
+    assert "| S.NO | MODEL | WER SCORE | CER |" in page and "| 7 | Proposed Model | 45.9% |" in page
+    for number, method in enumerate(("greedy", "beam", "beam_lm"), start=1):
+        wer = rows[rows["method"] == method]["wer"].mean()
+        assert f"| {number} | " in page and f"{100 * wer:.1f}%" in page
+    beam_lm = rows[rows["method"] == "beam_lm"].sort_values("sample_id")
+    first = beam_lm.iloc[0]
+    assert f"| 0 | {first['sample_id']} | {first['n_frames']} | {first['reference']} |" in page
+    assert "Epoch | Time | Loss" in page and "stage 1, character LM: epoch losses" in page
+    assert (pipeline_out / "report" / "vsr1_stage_losses.png").stat().st_size > 1000
+
+
+def test_the_pipeline_run_again_keeps_the_finished_stages(corpus: str, pipeline_out: Path) -> None:
+    before = {stage: (pipeline_out / stage / "best_model.pt").stat().st_mtime_ns for stage in ("lm", "visual", "lipreader")}
+    again = _pipeline(pipeline_out, corpus)
+    assert again.exit_code == 0, again.output
+    assert again.output.count("kept the finished run") == 3 and '"ran_now": []' in again.output
+    assert before == {stage: (pipeline_out / stage / "best_model.pt").stat().st_mtime_ns for stage in before}
+    summary = json.loads((pipeline_out / "pipeline.json").read_text())
+    assert summary["evaluated"] == str(pipeline_out / "lipreader") and set(summary["summary"]) == {"greedy", "beam", "beam_lm"}
+    done = CliRunner().invoke(cli, ["evaluate", str(pipeline_out / "lipreader")])  # the same decoding, by hand
+    assert done.exit_code == 0, done.output
+    assert '"beam_lm"' in done.output and "evaluation/test.parquet" in done.output
 
 
 def test_the_test_speakers_are_decoded_greedy_beam_and_beam_with_lm(stages: dict[str, str]) -> None:

@@ -27,6 +27,7 @@ VERBS: dict[str, str] = {
     "fuse": "fuse",
     "cv": "cv",
     "sweep": "sweep",
+    "pipeline": "pipeline",
     "report": "report",
     "demo": "demo",
 }

@@ -30,9 +30,18 @@ def _check_experiment(path: str, overrides: tuple[str, ...]) -> str:
     return "experiment file (base training config)"
 
 
+def _check_pipeline(path: str, overrides: tuple[str, ...]) -> str:
+    from affectlab.training.vsr_pipeline import load_pipeline, stage_sweep
+
+    pipeline = load_pipeline(path, list(overrides))
+    swept = f"; stage-3 sweep over {len(stage_sweep(pipeline, '<visual run>').space)} key(s)" if pipeline.space else ""
+    return f"lip reading pipeline (stages {', '.join(pipeline.stage_sources.values())}{swept})"
+
+
 # kind -> (top-level key that identifies it, checker); checked in this order
 CONFIG_KINDS = {
     "card": ("adapter", _check_card),
+    "pipeline": ("pipeline", _check_pipeline),
     "sweep": ("space", _check_sweep),
     "experiment": ("base", _check_experiment),
 }

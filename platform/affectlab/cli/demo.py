@@ -6,8 +6,8 @@ import click
 
 
 @click.command("demo")
-@click.argument("which", type=click.Choice(["au", "emotion", "vae", "gan"]), default="au", required=False)
-@click.option("--out", default=None, help="Output directory (local; default demo-out, demo-emotion, demo-vae or demo-gan).")
+@click.argument("which", type=click.Choice(["au", "emotion", "vae", "gan", "lipreading"]), default="au", required=False)
+@click.option("--out", default=None, help="Output directory (local; default demo-out or demo-WHICH).")
 @click.option("--subjects", type=click.IntRange(min=3), default=5, show_default=True, help="Speakers (= LOSO folds).")
 @click.option("--items", type=click.IntRange(min=2), default=8, show_default=True, help="Recordings per speaker.")
 @click.option("--samples", type=click.IntRange(min=2), default=8, show_default=True, help="Sweep trials.")
@@ -26,33 +26,34 @@ def command(which: str, out: str | None, subjects: int, items: int, samples: int
     and clips per subject). `gan`: seed 002's categorical GAN on rendered faces with planted AUs:
     28 px RGB face crops, the update-rate grid (Ray Tune), a supervised-only reference, every
     checkpoint scored in Ray tasks and the seed's best-iteration tables (--subjects / --items:
-    identities and videos per identity).
+    identities and videos per identity). `lipreading`: seed 001's lip reader on sentences spoken as
+    mouth shapes: mouth ROIs, the char LM, visual pretraining and integration on Ray Train
+    (search_spaces/vsr.yaml as one pipeline), greedy / beam / beam + LM decoding of held-out speakers
+    and the seed's WER table (--subjects / --items: speakers and clips per speaker).
     """
     if which == "emotion":
         from affectlab.emotion_demo import EmotionDemoSettings, run_emotion_demo
 
-        ctx = click.get_current_context()
-        sizes = {}
-        if ctx.get_parameter_source("subjects") == click.core.ParameterSource.COMMANDLINE:
-            sizes["actors"] = subjects
-        if ctx.get_parameter_source("items") == click.core.ParameterSource.COMMANDLINE:
-            sizes["items"] = items
+        sizes = _given(subjects=subjects, items=items)
+        if "subjects" in sizes:
+            sizes["actors"] = sizes.pop("subjects")
         result = run_emotion_demo(out or "demo-emotion", EmotionDemoSettings(num_cpus=num_cpus, **sizes),
                                   echo=click.echo)
     elif which == "vae":
         from affectlab.vae_demo import VaeDemoSettings, run_vae_demo
 
-        ctx = click.get_current_context()
-        sizes = {name: value for name, value in (("subjects", subjects), ("items", items))
-                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+        sizes = _given(subjects=subjects, items=items)
         result = run_vae_demo(out or "demo-vae", VaeDemoSettings(num_cpus=num_cpus, **sizes), echo=click.echo)
     elif which == "gan":
         from affectlab.gan_demo import GanDemoSettings, run_gan_demo
 
-        ctx = click.get_current_context()
-        sizes = {name: value for name, value in (("subjects", subjects), ("items", items))
-                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+        sizes = _given(subjects=subjects, items=items)
         result = run_gan_demo(out or "demo-gan", GanDemoSettings(num_cpus=num_cpus, **sizes), echo=click.echo)
+    elif which == "lipreading":
+        from affectlab.vsr_demo import VsrDemoSettings, run_vsr_demo
+
+        sizes = _given(subjects=subjects, items=items)
+        result = run_vsr_demo(out or "demo-lipreading", VsrDemoSettings(num_cpus=num_cpus, **sizes), echo=click.echo)
     else:
         from affectlab.demo import DemoSettings, run_demo
 
@@ -62,3 +63,11 @@ def command(which: str, out: str | None, subjects: int, items: int, samples: int
     for step, seconds in result.seconds.items():
         click.echo(f"  {seconds:7.1f} s  {step}")
     click.echo(f"\nOpen the report: {result.report}")
+
+
+def _given(**values: int) -> dict[str, int]:
+    """The options among ``values`` that the user gave on the command line (the others keep each
+    demo's own defaults)."""
+    ctx = click.get_current_context()
+    return {name: value for name, value in values.items()
+            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}

@@ -8,7 +8,9 @@ run) and also looks one level down, so a directory holding several (the demo's) 
 with a section for each. Emotion runs (``target.task == "emotion"``) get the single-frame and
 full-video tables of :mod:`affectlab.reporting.emotion`; a directory with several of them (face,
 speech, fusion; a mean-face ablation) also gets a comparison of their test scores first. GAN runs
-and the trials of GAN sweeps get seed 002's best-iteration tables (:mod:`affectlab.reporting.gan`).
+and the trials of GAN sweeps get seed 002's best-iteration tables (:mod:`affectlab.reporting.gan`);
+stage-3 lip reading runs (and the run a ``affectlab pipeline`` evaluated) get seed 001's comparison,
+transcript and loss tables (:mod:`affectlab.reporting.vsr`).
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ def write_report(uri: str, *, out: str | None = None) -> str:
     from affectlab.reporting.runs_section import cv_section, run_section
     from affectlab.reporting.sweep_section import sweep_section
     from affectlab.reporting.vae import vae_sweeps_section
+    from affectlab.reporting.vsr import lip_reading_runs, vsr_section
 
     out = out or storage.join(uri, "report")
     outputs = find_outputs(uri)
@@ -98,6 +101,7 @@ def write_report(uri: str, *, out: str | None = None) -> str:
 
     emotion_runs_section(doc, [where for kind, where in outputs if kind == "run" and is_emotion_run(where)])
     vae_sweeps_section(doc, [where for kind, where in outputs if kind == "sweep"], write_png)
+    vsr_section(doc, lip_reading_runs(uri, outputs), write_png)
     gans = gan_runs(outputs)
     gan_section(doc, gans, write_png)
     counts: dict[str, int] = {}

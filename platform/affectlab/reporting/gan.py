@@ -161,7 +161,7 @@ def gan_tables(runs: list[str]) -> list[tuple[str, Table]]:
 
 
 def _losses_png(frame: pd.DataFrame, scores: pd.DataFrame, title: str) -> bytes:
-    from affectlab.reporting import plots  # noqa: F401  (selects the non-interactive backend)
+    from affectlab.reporting import plots  # before pyplot: selects the non-interactive backend
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -179,11 +179,7 @@ def _losses_png(frame: pd.DataFrame, scores: pd.DataFrame, title: str) -> bytes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return plots.figure_png(fig)
 
 
 def sample_grid_png(run: str, iterations: list[int], *, samples: int = 4, seed: int = 0) -> bytes:

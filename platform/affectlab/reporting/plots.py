@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 
 __all__ = [
     "confusion_matrix_png",
+    "figure_png",
     "history_png",
     "learning_curves_png",
     "metric_vs_params_png",
@@ -28,7 +29,8 @@ __all__ = [
 ]
 
 
-def _png(fig: Any) -> bytes:
+def figure_png(fig: Any) -> bytes:
+    """A matplotlib figure as PNG bytes (tight layout, 100 dpi); the figure is closed."""
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=100)
@@ -63,7 +65,7 @@ def learning_curves_png(
     ax.grid(alpha=0.3)
     if 0 < len(labels) <= 12:
         ax.legend(fontsize=7, ncol=2)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _axis_values(values: Sequence[Any]) -> tuple[np.ndarray, list[str] | None]:
@@ -95,7 +97,7 @@ def metric_vs_params_png(
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def parallel_coordinates_png(
@@ -135,7 +137,7 @@ def parallel_coordinates_png(
     ax.set_title(f"trials by {metric}", fontsize=10)
     if norm is not None:
         fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=metric)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def confusion_matrix_png(matrix: Any, *, labels: Sequence[str] | None = None, title: str = "") -> bytes:
@@ -157,7 +159,7 @@ def confusion_matrix_png(matrix: Any, *, labels: Sequence[str] | None = None, ti
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(textwrap.fill(title or "confusion matrix", 48), fontsize=9)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def history_png(history: Mapping[str, Mapping[int, float]], *, title: str = "") -> bytes:
@@ -176,4 +178,4 @@ def history_png(history: Mapping[str, Mapping[int, float]], *, title: str = "") 
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(textwrap.fill(title or "learning curves", 90), fontsize=10)
-    return _png(fig)
+    return figure_png(fig)

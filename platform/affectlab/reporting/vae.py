@@ -124,9 +124,7 @@ def sweep_table(sweep: str) -> pd.DataFrame:
 
 def mae_vs_latent_png(table: pd.DataFrame) -> bytes:
     """Test reconstruction and round-trip MAE against the latent size."""
-    import io
-
-    from affectlab.reporting import plots  # noqa: F401  (selects the non-interactive backend)
+    from affectlab.reporting import plots  # before pyplot: selects the non-interactive backend
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.3))
@@ -135,11 +133,7 @@ def mae_vs_latent_png(table: pd.DataFrame) -> bytes:
         ax.set_xlabel("latent size")
         ax.set_ylabel(f"test {column}")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return plots.figure_png(fig)
 
 
 def vae_sweeps_section(doc: Document, sweeps: list[str], write_png: Callable[[str, bytes], Any]) -> None:

@@ -1,0 +1,236 @@
+"""Seed 001's lip reading as one job: the three stages, the test decoding and the report.
+
+A pipeline file (``search_spaces/vsr.yaml``) names the three stage experiment files and, for a
+stage-3 sweep, a ``space`` and a ``tune`` section::
+
+    pipeline:
+      features: runs/vsr/prep           # data.features of every stage (mouth ROI preprocessing)
+      stages: {lm: vsr_lm.yaml, visual: vsr_visual.yaml, lipreader: vsr_integrate.yaml}
+      overrides: {lm: [training.max_epochs=60], visual: [], lipreader: []}   # optional, key=value
+      evaluate: test                    # the part decoded at the end (greedy, beam, beam + LM)
+    space: {...}                        # optional: stage 3 as an Optuna + ASHA sweep (--sweep)
+    tune: {...}
+
+:func:`run_vsr_pipeline` trains the stages in order under ``<out>/lm``, ``<out>/visual`` and
+``<out>/lipreader``, each naming the previous stage's output in ``data.vsr.init`` (the chaining
+a user does by hand with three ``affectlab train`` commands). With ``sweep`` the third stage is
+a sweep into ``<out>/lipreader-sweep`` and its best trial is decoded. A stage whose output
+already holds a ``result.json`` is kept (the job can be resubmitted after a failure and goes
+on from the first unfinished stage); a stage that was interrupted mid-training is restarted
+by ``affectlab train``'s own resume (its Ray Train checkpoints). Stage files are read relative
+to the pipeline file. Every stage's config is validated before the first one trains.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from affectlab import storage
+from affectlab.errors import ConfigError
+
+__all__ = ["STAGES", "PipelineResult", "VsrPipeline", "load_pipeline", "parse_pipeline", "run_vsr_pipeline",
+           "stage_sweep"]
+
+STAGES = ("lm", "visual", "lipreader")
+TASKS = {"lm": "vsr_lm", "visual": "vsr_visual", "lipreader": "vsr"}
+PARTS = ("test", "val", "train")
+_KEYS = ("features", "stages", "overrides", "evaluate")
+
+
+@dataclass(frozen=True)
+class VsrPipeline:
+    """A validated pipeline file: the stage files' mappings, per-stage overrides, the evaluated part."""
+
+    source: str
+    stage_docs: dict[str, dict[str, Any]]
+    stage_sources: dict[str, str]
+    overrides: dict[str, list[str]]
+    features: str | None = None
+    evaluate: str = "test"
+    space: dict[str, Any] | None = None
+    tune: dict[str, Any] | None = None
+
+    def stage_overrides(self, stage: str, init: str | None) -> list[str]:
+        """Overrides of ``stage``: ``data.features``, ``data.vsr.init`` (the previous stage), its own."""
+        return [*([f"data.features={self.features}"] if self.features else []),
+                *([f"data.vsr.init={init}"] if init else []), *self.overrides[stage]]
+
+
+@dataclass
+class PipelineResult:
+    """Where each stage's run is, which stages ran now, the evaluated run and the report."""
+
+    out: str
+    runs: dict[str, str] = field(default_factory=dict)
+    ran: list[str] = field(default_factory=list)
+    evaluated: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    report: str | None = None
+
+
+def _string_list(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and "=" in v for v in value):
+        raise ConfigError(f"{where}: must be a list of key=value strings, got {value!r}")
+    return list(value)
+
+
+def parse_pipeline(doc: Mapping[str, Any], *, source: str, overrides: Iterable[str] = ()) -> VsrPipeline:
+    """Validate a pipeline mapping (module docstring); ``overrides`` are ``STAGE:key=value`` (one
+    stage) or ``key=value`` (every stage), applied after the file's own.
+
+    Raises:
+        ConfigError: Unknown keys, a missing or unreadable stage file, a stage file whose
+            ``data.task`` is not the stage's, a bad override or part; every stage's config is
+            validated here (its problems name the stage file).
+    """
+    from affectlab.config import load_yaml
+    from affectlab.training.config import parse_experiment
+
+    unknown = [k for k in doc if k not in ("pipeline", "space", "tune")]
+    if unknown or not isinstance(doc.get("pipeline"), Mapping):
+        raise ConfigError(f"{source}: expected a `pipeline` section (and optionally `space` / `tune`); "
+                          f"{'unknown top-level keys: ' + ', '.join(map(str, unknown)) if unknown else 'no pipeline section'}")
+    spec = doc["pipeline"]
+    bad = [k for k in spec if k not in _KEYS]
+    if bad:
+        raise ConfigError(f"{source}: pipeline.{bad[0]}: unknown key; allowed: {', '.join(_KEYS)}")
+    stages = spec.get("stages")
+    if not isinstance(stages, Mapping) or sorted(stages) != sorted(STAGES):
+        raise ConfigError(f"{source}: pipeline.stages must name exactly the stages {', '.join(STAGES)} "
+                          f"(an experiment file each), got {stages!r}")
+    evaluate = spec.get("evaluate", "test")
+    if evaluate not in PARTS:
+        raise ConfigError(f"{source}: pipeline.evaluate={evaluate!r}: must be one of {', '.join(PARTS)}")
+    features = spec.get("features")
+    if features is not None and not isinstance(features, str):
+        raise ConfigError(f"{source}: pipeline.features must be a path or URI, got {features!r}")
+    file_overrides = spec.get("overrides") or {}
+    if not isinstance(file_overrides, Mapping) or any(k not in STAGES for k in file_overrides):
+        raise ConfigError(f"{source}: pipeline.overrides: a mapping from stage ({', '.join(STAGES)}) to key=value lists")
+    per_stage = {s: _string_list(file_overrides.get(s), f"{source}: pipeline.overrides.{s}") for s in STAGES}
+    for item in overrides:
+        stage, sep, rest = item.partition(":")
+        if sep and stage in STAGES:
+            per_stage[stage].append(rest)
+        elif sep and "=" not in stage:
+            raise ConfigError(f"override {item!r}: {stage!r} is not a stage; use one of {', '.join(STAGES)} "
+                              "(STAGE:key=value) or key=value for every stage")
+        else:
+            for s in STAGES:
+                per_stage[s].append(item)
+    base_dir = os.path.dirname(source) if not storage.is_remote(source) else source.rsplit("/", 1)[0]
+    sources = {s: storage.join(base_dir, str(stages[s])) if not os.path.isabs(str(stages[s])) and not
+               storage.is_remote(str(stages[s])) else str(stages[s]) for s in STAGES}
+    docs = {}
+    for stage in STAGES:
+        if not storage.exists(sources[stage]):
+            raise ConfigError(f"{source}: pipeline.stages.{stage}: {sources[stage]} does not exist")
+        docs[stage] = load_yaml(sources[stage])
+    pipeline = VsrPipeline(source, docs, sources, per_stage, features, evaluate,
+                           doc.get("space"), doc.get("tune"))
+    init = "<previous stage>"
+    for stage in STAGES:
+        config = parse_experiment(docs[stage], source=sources[stage],
+                                  overrides=pipeline.stage_overrides(stage, None if stage == "lm" else init)).base
+        if config.data.task != TASKS[stage]:
+            raise ConfigError(f"{sources[stage]}: data.task is {config.data.task!r}; the {stage} stage needs "
+                              f"{TASKS[stage]!r}")
+    if (pipeline.space is None) != (pipeline.tune is None):
+        raise ConfigError(f"{source}: a stage-3 sweep needs both `space` and `tune` sections")
+    return pipeline
+
+
+def load_pipeline(path: str, overrides: Iterable[str] = ()) -> VsrPipeline:
+    """Read and validate a pipeline file (see :func:`parse_pipeline`)."""
+    from affectlab.config import load_yaml
+
+    return parse_pipeline(load_yaml(path), source=path, overrides=overrides)
+
+
+def _finished(run: str) -> bool:
+    return storage.exists(storage.join(run, "result.json")) and storage.exists(storage.join(run, "best_model.pt"))
+
+
+def stage_sweep(pipeline: VsrPipeline, init: str) -> Any:
+    """Stage 3 as a sweep: its experiment file's ``base`` with the pipeline's ``space`` and ``tune``."""
+    from affectlab.tuning import parse_sweep
+
+    if pipeline.space is None:
+        raise ConfigError(f"{pipeline.source}: --sweep needs `space` and `tune` sections for stage 3")
+    doc = {"base": pipeline.stage_docs["lipreader"]["base"], "space": pipeline.space, "tune": pipeline.tune}
+    return parse_sweep(doc, source=pipeline.source, overrides=pipeline.stage_overrides("lipreader", init))
+
+
+def run_vsr_pipeline(pipeline: VsrPipeline, out: str, *, sweep: bool = False, report: bool = True,
+                     echo: Callable[[str], None] = print) -> PipelineResult:
+    """Train the three stages into ``out``, decode the evaluated part, write the report (module docstring).
+
+    Must run inside a Ray session when a stage uses ``scaling.runner: ray_train`` or ``sweep`` is set.
+
+    Raises:
+        ConfigError / DatasetError: From the stages (bad configs, missing data).
+    """
+    import json
+
+    from affectlab.training.config import parse_experiment
+    from affectlab.training.run import train
+    from affectlab.training.vsr_evaluate import evaluate_vsr, load_vsr_evaluation
+
+    out = storage.absolute(out)
+    result = PipelineResult(out=out)
+    previous: str | None = None
+    for number, stage in enumerate(STAGES, start=1):
+        if stage == "lipreader" and sweep:
+            sweep_out = storage.join(out, "lipreader-sweep")
+            spec = stage_sweep(pipeline, previous or "")
+            result.runs[stage] = _run_stage_sweep(spec, sweep_out, echo)
+            result.ran.append(stage)
+            break
+        run = storage.join(out, stage)
+        result.runs[stage] = run
+        if _finished(run):
+            echo(f"stage {number}/3 {stage}: kept the finished run in {run} (delete it to train again)")
+        else:
+            config = parse_experiment(pipeline.stage_docs[stage], source=pipeline.stage_sources[stage],
+                                      overrides=pipeline.stage_overrides(stage, previous)).base
+            echo(f"stage {number}/3 {stage}: {pipeline.stage_sources[stage]} ({config.data.task}, "
+                 f"{config.scaling.runner}) -> {run}")
+            trained = train(config, out=run)
+            echo(f"stage {number}/3 {stage}: best epoch {trained.best_epoch} of {len(trained.history)}, "
+                 + " ".join(f"{k}={v:.4f}" for k, v in trained.val.items() if k in ("val_loss", "val_cer", "val_wer")))
+            result.ran.append(stage)
+        previous = run
+    final = result.runs["lipreader"]
+    echo(f"evaluate: decoding the {pipeline.evaluate} speakers of {final} (greedy, beam, beam + LM)")
+    evaluate_vsr(final, part=pipeline.evaluate, progress=echo)
+    evaluation = load_vsr_evaluation(final, pipeline.evaluate)
+    result.evaluated, result.summary = final, (evaluation[1]["methods"] if evaluation else {})
+    for method, stats in result.summary.items():
+        echo(f"  {method:<8} average WER {stats['avg_wer']:.3f}  CER {stats['avg_cer']:.3f}  "
+             f"(corpus WER {stats['corpus_wer']:.3f}  CER {stats['corpus_cer']:.3f})")
+    storage.write_text(storage.join(out, "pipeline.json"), json.dumps(
+        {"source": pipeline.source, "runs": result.runs, "evaluated": final, "part": pipeline.evaluate,
+         "summary": result.summary, "sweep": sweep}, indent=2))
+    if report:
+        from affectlab.reporting import write_report
+
+        result.report = write_report(out)
+        echo(f"report: {result.report}")
+    return result
+
+
+def _run_stage_sweep(spec: Any, sweep_out: str, echo: Callable[[str], None]) -> str:
+    """Run (or resume) the stage-3 sweep; the best trial's run directory."""
+    from affectlab.tuning import run_sweep
+
+    resume = storage.exists(storage.join(sweep_out, "sweep.json"))
+    echo(f"stage 3/3 lipreader: sweep -> {sweep_out}{' (resumed)' if resume else ''}")
+    summary = run_sweep(spec, out=sweep_out, resume=resume, echo=echo)
+    if summary.best_trial_id is None:
+        raise ConfigError(f"{sweep_out}: the stage-3 sweep finished no trial; nothing to evaluate")
+    return storage.join(sweep_out, "trials", summary.best_trial_id)
