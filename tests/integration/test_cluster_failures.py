@@ -10,11 +10,10 @@ logical CPU each, every node its own raylet and object store, the driver joined 
   node of one worker is removed without a graceful shutdown (raylet, object store and worker
   processes killed) and a fresh node is added; Ray Train V2's ``FailureConfig(max_failures)``
   restarts the worker group on the surviving and the new node, which restores the last
-  checkpoint and ends with the whole round budget. Ray Train's storage is either a local
-  directory (``tmp_path``: every node of this cluster runs on this one machine, so it is shared
-  storage for all of them, as a network file system would be on a real cluster) or a bucket on
-  the local S3 server (what a real cluster would use; the nodes reach it through the AWS_*
-  environment they inherit).
+  checkpoint and ends with the whole round budget. Ray Train's storage is a bucket on the local
+  S3 server (what a real cluster would use; the nodes reach it through the AWS_* environment they
+  inherit). Restoring from a local storage directory after a SIGKILLed worker is
+  ``test_train_ddp``'s test (the same game task and runner on one node).
 * **A killed sweep driver.** ``affectlab sweep`` runs as a separate process that joins the
   cluster through the inherited ``RAY_ADDRESS``, as a user's job would, with a small TPE sweep of
   real trainings (the speech-au corpus, preprocessed on the cluster). Once a trial has finished
@@ -100,13 +99,12 @@ def _registered_checkpoints(run_uri: str) -> list[str]:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("where", ["local", "s3"])
 def test_training_loses_a_worker_node_and_restores_from_the_last_checkpoint(
-        ray_cluster: Any, tmp_path: Path, request: pytest.FixtureRequest, where: str) -> None:
+        ray_cluster: Any, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     cluster = ray_cluster
     config = game_config(max_iterations=1600, eval_every=200, max_failures=3)
     budget, rounds = config.training.max_iterations, config.training.max_iterations // config.training.eval_every
-    out = str(tmp_path) if where == "local" else request.getfixturevalue("s3_bucket") + "/train"
+    out = request.getfixturevalue("s3_bucket") + "/train"
     run_dir = storage.join(out, "ray", "game")
     outcome: dict[str, Any] = {}
 

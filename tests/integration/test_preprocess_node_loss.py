@@ -54,12 +54,13 @@ pytestmark = pytest.mark.slow
 
 
 BLOCK_ROWS, COMMIT_ROWS = 6, 2  # three commits per block (blocks of 6, 6 and 4 rows)
+LAST_BLOCK_ROWS = 16 - 2 * BLOCK_ROWS
 
 
 class _Slow:
-    """An extractor 0.3 s slower per recording (a sleep: no CPU taken from the busy machine), two
-    recordings per commit: the run lasts a few seconds and each block holds several commits. Every
-    extraction start is logged to ``<corpus>/extractions.log`` with the process and node (a
+    """An extractor 0.3 s slower per recording, 0.6 s after a block's first commit (a sleep: no CPU
+    taken from the busy machine), two recordings per commit: the run lasts a few seconds and each
+    block holds several commits. Every extraction start is logged to ``<corpus>/extractions.log`` with the process and node (a
     recording started twice = a replayed block)."""
 
     delay_s = 0.3
@@ -72,7 +73,9 @@ class _Slow:
         root = next(p for p in path.parents if (p / "dataset.yaml").exists())
         with open(root / "extractions.log", "a") as log:
             log.write(f"{row['sample_id']} {os.getpid()} {ray.get_runtime_context().get_node_id()}\n")
-        time.sleep(self.delay_s)
+        self.rows_seen = getattr(self, "rows_seen", 0) + 1  # one instance per worker process, blocks in turn
+        after_first_commit = (self.rows_seen - 1) % BLOCK_ROWS >= COMMIT_ROWS
+        time.sleep(self.delay_s * (2 if after_first_commit else 1))  # time for the node loss to land mid-block
         return super().process(row)
 
 
@@ -109,8 +112,8 @@ def _victim(log: Path, published_ids: Callable[[], set[str]]) -> tuple[str, list
     """A node to lose: one whose worker is inside a block whose first commit has been published.
 
     Row ``n`` of a worker process is row ``n % BLOCK_ROWS`` of its current block (each worker
-    takes whole blocks one after the other, the full ones first). A worker that started row
-    ``COMMIT_ROWS`` (or a later one) of its block has yielded the block's first commit; once that
+    takes whole blocks one after the other, the full ones first). A worker that started the row
+    after the first ``COMMIT_ROWS`` of its block has yielded the block's first commit; once that
     commit's rows are published, losing the node makes Ray replay the block from its first row:
     the hazard (rows whose commit landed are extracted again). Returns the node id and the
     landed rows.
@@ -125,7 +128,12 @@ def _victim(log: Path, published_ids: Callable[[], set[str]]) -> tuple[str, list
         node[pid] = node_id
     for pid, ids in rows.items():
         in_block = len(ids) % BLOCK_ROWS  # rows of the current block started so far
-        if in_block > COMMIT_ROWS:
+        # past the first commit with at least one row still to start after the current one, so
+        # the block is still running when the node goes (near its end the worker could finish it
+        # before the removal lands and nothing would be replayed): a worker's first block has
+        # BLOCK_ROWS rows, a later one may be the short last block (16 - 2 x 6 = 4 rows)
+        last_allowed = BLOCK_ROWS - 1 if len(ids) <= BLOCK_ROWS else LAST_BLOCK_ROWS - 1
+        if COMMIT_ROWS < in_block <= last_allowed:
             first_commit = ids[len(ids) - in_block:len(ids) - in_block + COMMIT_ROWS]
             if set(first_commit) <= published_ids():
                 return node[pid], first_commit

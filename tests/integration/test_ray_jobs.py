@@ -166,26 +166,6 @@ def test_client_without_token_is_refused(ray_head: Head) -> None:
     assert "auth" in (done.stdout + done.stderr).lower()
 
 
-def test_submit_preprocess_job(ray_head: Head, tmp_path: Path) -> None:
-    from affectlab.data.synth import generate
-
-    card = generate("speech-au", str(tmp_path / "corpus"), subjects=2, items=2, seed=3)
-    out = tmp_path / "preprocessed"
-    job_id = f"affectlab-test-{uuid.uuid4().hex[:8]}"
-    _submit(ray_head, job_id, [PYTHON, "jobs/preprocess.py", card, "--out", str(out), "--audio", "egemaps",
-                               "--no-labels", "--no-progress"])
-    status = _wait_job(ray_head, job_id, timeout_s=420)
-    logs = _ray_job(ray_head, "logs", job_id).stdout
-    assert status == "SUCCEEDED", logs[-4000:]
-    assert (out / "_SUCCESS.json").exists(), logs[-4000:]
-
-    import pyarrow.dataset as ds
-
-    features = ds.dataset(str(out / "features" / "egemaps"), format="parquet").to_table()
-    assert features.num_rows == 4
-    assert set(features.column("subject").to_pylist()) == {"s01", "s02"}
-
-
 def _job_succeeds(head: Head, entrypoint: list[str], timeout_s: float) -> str:
     """Submit a job, wait for it and return its logs; fail with them unless it SUCCEEDED."""
     job_id = f"affectlab-test-{uuid.uuid4().hex[:8]}"
