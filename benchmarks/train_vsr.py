@@ -11,7 +11,8 @@
    - ``plain``: a plain PyTorch loop in this process: the lip reader, Adam, teacher-forced NLL
      written out here, then the same validation as the platform (greedy decoding, CER / WER);
    - ``in_process``: ``affectlab train``'s in-process runner (the platform's loop, no Ray);
-   - ``ray_train x1`` and ``ray_train x2``: Ray Train with 1 and 2 DDP workers (gloo on CPU),
+   - ``ray_train x1`` and ``ray_train x2``: Ray Train with 1 and 2 DDP workers (gloo on CPU; the
+     two take half a logical CPU each so that Ray Data keeps one to read with),
      the clips streamed from Parquet by Ray Data.
 
    Reported: the wall time of the whole training (start-up included), the seconds of the
@@ -177,7 +178,7 @@ def main() -> None:
         for label, scaling in (("in_process", ("scaling.runner=in_process",)),
                                ("ray_train x1", ("scaling.runner=ray_train", "scaling.num_workers=1")),
                                ("ray_train x2", ("scaling.runner=ray_train", "scaling.num_workers=2",
-                                                 "scaling.cpus_per_worker=1"))):
+                                                 "scaling.cpus_per_worker=0.5"))):
             config = stage_config("lipreader", prep, *stage3, *scaling)
             run = platform_run(config, os.path.join(work, label.replace(" ", "_")))
             rows.append((label, os.getloadavg()[0], run))
