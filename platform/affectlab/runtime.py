@@ -16,9 +16,10 @@ must have had the credentials in their environment, profiles or role when they s
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ def where_ray_runs(num_cpus: int | None = None) -> RayTarget:
     return RayTarget("local", None, num_cpus or os.cpu_count())
 
 
-_pending: dict[str, object] | None = None  # a lazy ray_session's start arguments, until ensure_ray()
+_pending: Callable[[], None] | None = None  # a lazy ray_session's deferred start, until ensure_ray()
 
 
 @contextmanager
@@ -76,7 +77,7 @@ def ray_session(
     if not lazy:
         _start(target, verbose, dashboard)
     else:
-        _pending = {"target": target, "verbose": verbose, "dashboard": dashboard}
+        _pending = functools.partial(_start, target, verbose, dashboard)
     try:
         yield target
     finally:
@@ -95,8 +96,8 @@ def ensure_ray() -> None:
 
     global _pending
     if _pending is not None and not ray.is_initialized():
-        pending, _pending = _pending, None
-        _start(pending["target"], bool(pending["verbose"]), pending["dashboard"])  # type: ignore[arg-type]
+        start, _pending = _pending, None
+        start()
 
 
 def _start(target: RayTarget, verbose: bool, dashboard: bool | None) -> None:

@@ -123,9 +123,7 @@ def parse_pipeline(doc: Mapping[str, Any], *, source: str, overrides: Iterable[s
         else:
             for s in STAGES:
                 per_stage[s].append(item)
-    base_dir = os.path.dirname(source) if not storage.is_remote(source) else source.rsplit("/", 1)[0]
-    sources = {s: storage.join(base_dir, str(stages[s])) if not os.path.isabs(str(stages[s])) and not
-               storage.is_remote(str(stages[s])) else str(stages[s]) for s in STAGES}
+    sources = {s: _beside(source, str(stages[s])) for s in STAGES}
     docs = {}
     for stage in STAGES:
         if not storage.exists(sources[stage]):
@@ -143,6 +141,13 @@ def parse_pipeline(doc: Mapping[str, Any], *, source: str, overrides: Iterable[s
     if (pipeline.space is None) != (pipeline.tune is None):
         raise ConfigError(f"{source}: a stage-3 sweep needs both `space` and `tune` sections")
     return pipeline
+
+
+def _beside(source: str, path: str) -> str:
+    """``path`` as written when absolute or a URI, else relative to the pipeline file's directory."""
+    if os.path.isabs(path) or storage.is_remote(path):
+        return path
+    return storage.join(source.rsplit("/", 1)[0] if "/" in source else ".", path)
 
 
 def load_pipeline(path: str, overrides: Iterable[str] = ()) -> VsrPipeline:
