@@ -149,3 +149,23 @@ def test_ray_train_on_streamed_clips_with_a_task_registered_at_run_time(tmp_path
                                        DataInfo(), out=str(tmp_path / "out"))
     assert len(output.history) == 4
     assert abs(output.history[-1]["val_scale"] - 2.0) < 0.3 < abs(output.history[0]["val_scale"] - 2.0)
+
+
+def test_the_ray_train_runner_caches_lazy_parts_once_and_passes_cached_ones_through(tmp_path, ray_local) -> None:
+    """``cache_datasets`` (what ``run_ray_train_datasets`` does unless a task streams): a lazy part read
+    from Parquet becomes a materialised one with the same rows; an already materialised part is the
+    same object (no second copy in the object store)."""
+    from ray.data.dataset import MaterializedDataset
+
+    from affectlab.training.runners import cache_datasets
+
+    made = write_mouth_set(str(tmp_path))
+    data = sequence_datasets(_data(str(tmp_path)), "mouth")
+    lazy = data.datasets["train"]
+    assert not isinstance(lazy, MaterializedDataset)
+    cached = cache_datasets({"train": lazy})["train"]
+    assert isinstance(cached, MaterializedDataset)
+    rows = {str(r["sample_id"]): r["mouth"] for r in cached.iter_rows()}
+    assert len(rows) == data.counts["train"]
+    assert all(np.array_equal(np.stack(list(v)), made[k]) for k, v in rows.items())
+    assert cache_datasets({"train": cached})["train"] is cached

@@ -81,6 +81,8 @@ def pipeline_out(corpus: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = _pipeline(root, corpus)
     assert done.exit_code == 0, done.output
     assert "beam_lm " in done.output and f"report: {root}/report/index.html" in done.output
+    assert "stage 1/3 lm: epoch 1: train_loss=" in done.output  # progress per epoch
+    assert "stage 3/3 lipreader: epoch 3: train_loss=" in done.output
     return root
 
 

@@ -120,7 +120,7 @@ def train_emotion(config: ExperimentConfig, *, out: str, reporter: Reporter | No
         output = run_in_process_batches(config, info, train_fn, val_fn, reporter=reporter, resume_from=resume_from)
     else:
         output, _ = run_ray_train_datasets(config, {"train": data.datasets["train"], "val": data.datasets["val"]},
-                                           info, out=out, reporter=reporter)
+                                           info, out=out, reporter=reporter, stream=not config.data.emotion.cache)
     task = _emotion_task(config, info)
     predictions = _predict(config, task, data, info, output.best_states)
     best_row = next((r for r in output.history if r["epoch"] == output.best_epoch), output.history[-1])

@@ -362,8 +362,9 @@ def _video_parts_in_process(config: ExperimentConfig, clips: dict[str, list[Clip
 
 
 def _video_parts_ray(config: ExperimentConfig, clips: dict[str, list[Clip]], mapper: MouthRows) -> dict[str, Any]:
-    """Every part as a lazy Ray Dataset streamed from the Parquet files; with ``data.vsr.cache`` the
-    resized clips of all parts are read once and materialised, and each part filters them lazily."""
+    """Every part as a lazy Ray Dataset streamed from the Parquet files; with ``data.vsr.cache`` each
+    part's resized clips are read once and materialised (the Ray Train runner then iterates the
+    cached blocks every epoch instead of re-running the read)."""
     ids = {part: [c.sample_id for c in part_clips] for part, part_clips in clips.items()}
 
     def read(sample_ids: list[str]) -> Any:
@@ -373,9 +374,7 @@ def _video_parts_ray(config: ExperimentConfig, clips: dict[str, list[Clip]], map
 
     if not config.data.vsr.cache:
         return {part: read(part_ids) for part, part_ids in ids.items()}
-    everything = read([sid for part_ids in ids.values() for sid in part_ids]).materialize()
-    return {part: everything.map_batches(io.KeepRows(part_ids), batch_format="pyarrow", zero_copy_batch=True)
-            for part, part_ids in ids.items()}
+    return {part: read(part_ids).materialize() for part, part_ids in ids.items()}
 
 
 def load_vsr_data(config: ExperimentConfig, *, in_process: bool = False) -> VsrData:

@@ -88,7 +88,8 @@ def train_vsr(config: ExperimentConfig, *, out: str, reporter: Reporter | None =
             lambda: shard_batches(data.datasets["val"], t.batch_size), reporter=reporter, resume_from=resume_from)
     else:
         output, _ = run_ray_train_datasets(config, {"train": data.datasets["train"], "val": data.datasets["val"]},
-                                           info, out=out, reporter=reporter, in_memory=config.data.task == "vsr_lm")
+                                           info, out=out, reporter=reporter, in_memory=config.data.task == "vsr_lm",
+                                           stream=not config.data.vsr.cache)
     best_row = next((r for r in output.history if r["epoch"] == output.best_epoch), output.history[-1])
     result = TrainResult(
         config=config, out=out, history=output.history, best_epoch=output.best_epoch,
