@@ -249,3 +249,20 @@ def test_lip_reader_ctc_head_shares_the_decoder_softmax() -> None:
     out.ctc_logits.sum().backward()
     assert reader.decoder.out.weight.grad is not None  # CTC logits go through the shared, trainable layer
     assert build_model("vsr_lip_reader", **MICRO).generator is None
+
+
+def test_generator_residual_adds_the_head_input_and_is_off_by_default() -> None:
+    """``generator_residual`` (not in the seed; see FrameGenerator): ``fc(gru(x)) + x``; off, the
+    seed's ``fc(gru(x))``; the stage-3 CTC head takes the same flag, and a bad value is named."""
+    torch.manual_seed(0)
+    plain = build_model("vsr_visual", **MICRO)
+    residual = build_model("vsr_visual", **MICRO, generator_residual=True)
+    assert not plain.generator.residual and residual.generator.residual
+    residual.generator.load_state_dict(plain.generator.state_dict())
+    context = torch.randn(2, 5, 16)
+    assert torch.allclose(residual.generator(context), plain.generator(context) + context)
+    assert not torch.allclose(plain.generator(context), plain.generator(context) + context)
+    reader = build_model("vsr_lip_reader", **MICRO, ctc_head=True, generator_residual=True)
+    assert reader.generator.residual
+    with pytest.raises(ConfigError, match="generator_residual='yes'"):
+        build_model("vsr_visual", **MICRO, generator_residual="yes")

@@ -267,7 +267,7 @@ class IntegrationTask(VsrTask):
         visual = None
         if "visual" in self.pieces:
             piece = load_piece(self.pieces["visual"], task="vsr_visual")
-            fields = VISUAL_FIELDS + (("gru_hidden",) if model.generator is not None else ())
+            fields = VISUAL_FIELDS + (("gru_hidden", "generator_residual") if model.generator is not None else ())
             check_sizes(piece, self.model_cfg, fields, "visual pretraining")
             visual = piece.model
         model.load_pieces(visual=visual, lm=self.load_lm() if "lm" in self.pieces else None)
