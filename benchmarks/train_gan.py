@@ -2,6 +2,7 @@
 
     python benchmarks/train_gan.py [--subjects 12] [--items 8] [--iterations 2000] [--eval-every 200]
         [--lr 1e-3] [--update-rate 1] [--part acceptance|throughput|all] [--out /tmp/affectlab-gan-bench]
+        [--au-threshold 0] [--runs gan_au-planted,gan_au-planted-supervised,...]
 
 Steps (each skipped when its output exists, so an interrupted run continues):
 
@@ -48,7 +49,8 @@ def _config(prep: str, task: str, args: argparse.Namespace, **extra: str) -> obj
     sets = [f"data.features={prep}", f"data.task={task}", f"training.lr={args.lr}",
             f"training.update_rate={args.update_rate}", f"training.max_iterations={args.iterations}",
             f"training.eval_every={args.eval_every}", f"training.monitor={monitor}", "scaling.runner=in_process",
-            "scaling.torch_threads=2", *[f"{k}={v}" for k, v in extra.items()]]
+            "scaling.torch_threads=2", f"data.gan.au_threshold={args.au_threshold}",
+            *[f"{k}={v}" for k, v in extra.items()]]
     return load_experiment(str(SPACE), sets).base
 
 
@@ -69,16 +71,28 @@ def _all_present_f1(run: str) -> float:
     return float(np.mean(scores))
 
 
+RUNS = [("gan_au", "planted", {}), ("gan_au", "shuffled", {}), ("gan_va", "planted", {}),
+        ("gan_va", "shuffled", {}), ("gan_au", "planted", {"data.gan.supervised_only": "true"}),
+        ("gan_va", "planted", {"data.gan.supervised_only": "true"})]
+
+
+def _run_name(task: str, relation: str, extra: dict) -> str:
+    return f"{task}-{relation}" + ("-supervised" if extra else "")
+
+
+RUN_NAMES = [_run_name(*run) for run in RUNS]
+
+
 def acceptance(root: str, runs_root: str, args: argparse.Namespace) -> list[dict]:
     from affectlab.training.gan_evaluate import best_over_checkpoints, evaluate_checkpoints
     from affectlab.training.run import train
 
     rows = []
-    runs = [("gan_au", "planted", {}), ("gan_au", "shuffled", {}), ("gan_va", "planted", {}),
-            ("gan_va", "shuffled", {}), ("gan_au", "planted", {"data.gan.supervised_only": "true"}),
-            ("gan_va", "planted", {"data.gan.supervised_only": "true"})]
-    for task, relation, extra in runs:
-        name = f"{task}-{relation}" + ("-supervised" if extra else "")
+    chosen = set(filter(None, args.runs.split(","))) or set(RUN_NAMES)
+    for task, relation, extra in RUNS:
+        name = _run_name(task, relation, extra)
+        if name not in chosen:
+            continue
         out = os.path.join(runs_root, name)
         if not os.path.exists(os.path.join(out, "result.json")):
             started = time.perf_counter()
@@ -180,7 +194,14 @@ def main() -> None:
     parser.add_argument("--throughput-iterations", type=int, default=60, help="iterations per measured round")
     parser.add_argument("--part", choices=["acceptance", "throughput", "all"], default="all")
     parser.add_argument("--out", default="/tmp/affectlab-gan-bench")
+    parser.add_argument("--au-threshold", type=float, default=0.0,
+                        help="data.gan.au_threshold: an AU is present above this intensity (0-5; 0: any trace)")
+    parser.add_argument("--runs", default="", help="comma-separated acceptance runs to do (default: all), "
+                                                   f"of {', '.join(RUN_NAMES)}")
     args = parser.parse_args()
+    unknown = sorted(set(filter(None, args.runs.split(","))) - set(RUN_NAMES))
+    if unknown:
+        parser.error(f"--runs: unknown {', '.join(unknown)}; choose from {', '.join(RUN_NAMES)}")
 
     from affectlab.runtime import ray_session
 
@@ -191,7 +212,8 @@ def main() -> None:
             _prepare(root, relation, args)
         results = {}
         if args.part in ("acceptance", "all"):
-            runs_root = os.path.join(root, f"lr{args.lr}-ur{args.update_rate}-it{args.iterations}")
+            threshold = f"-au{args.au_threshold:g}" if args.au_threshold else ""
+            runs_root = os.path.join(root, f"lr{args.lr}-ur{args.update_rate}-it{args.iterations}{threshold}")
             results["acceptance"] = acceptance(root, runs_root, args)
         if args.part in ("throughput", "all"):
             results["throughput"] = throughput(root, args)
