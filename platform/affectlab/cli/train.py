@@ -32,25 +32,18 @@ def command(experiment: str, out: str, runner: str | None, split: str | None, ov
     from affectlab.runtime import ray_session
     from affectlab.tracking import resolve_tracking, tracking_line
     from affectlab.training.config import load_experiment
-    from affectlab.training.run import train
+    from affectlab.training.run import epoch_progress, train
 
     sets = [*overrides, *([f"scaling.runner={runner}"] if runner else []), *split_overrides(split)]
     config = load_experiment(experiment, sets).base
     check_split(split, config.data.task)
     tracking = resolve_tracking(config, out, enable=mlflow)
     with ray_session(num_cpus=num_cpus, verbose=verbose):
-        result = train(config, out=out, reporter=_echo if config.scaling.runner == "in_process" else None,
+        result = train(config, out=out, reporter=epoch_progress(lambda line: click.echo(line, err=True))
+                       if config.scaling.runner == "in_process" else None,
                        tracking=tracking)
     summary = result.summary()
     click.echo(json.dumps({k: summary[k] for k in ("best_epoch", "epochs", "stop_reason", "val", "test", "baseline")}, indent=2))
     click.echo(f"outputs: {out}")
     if tracking is not None:
         click.echo(f"mlflow: {tracking_line(tracking)}")
-
-
-def _echo(metrics: dict, checkpoint_dir: str | None) -> None:
-    shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith(("train_", "val_")))
-    click.echo(f"epoch {metrics['epoch']}: {shown}", err=True)
-
-
-_echo.wants_checkpoints = False  # type: ignore[attr-defined]

@@ -57,7 +57,21 @@ from affectlab.training.runners import (Reporter, build_modules, run_in_process,
                                        torch_threads)
 from affectlab.training.splits import Split
 
-__all__ = ["TrainResult", "evaluate_windows", "train"]
+__all__ = ["TrainResult", "epoch_progress", "evaluate_windows", "train"]
+
+
+def epoch_progress(echo: Callable[[str], None], prefix: str = "") -> Callable[[dict[str, Any], str | None], None]:
+    """A reporter (contract above) printing one progress line per epoch through ``echo``:
+    ``[prefix: ]epoch N: train_...=... val_...=...``; it asks for no checkpoints."""
+    lead = f"{prefix}: " if prefix else ""
+
+    def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+        shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items()
+                         if k.startswith(("train_", "val_")) and isinstance(v, int | float))
+        echo(f"{lead}epoch {metrics['epoch']}: {shown}")
+
+    report.wants_checkpoints = False  # type: ignore[attr-defined]
+    return report
 
 
 @dataclass

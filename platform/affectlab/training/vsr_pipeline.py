@@ -183,7 +183,7 @@ def run_vsr_pipeline(pipeline: VsrPipeline, out: str, *, sweep: bool = False, re
     import json
 
     from affectlab.training.config import parse_experiment
-    from affectlab.training.run import train
+    from affectlab.training.run import epoch_progress, train
     from affectlab.training.vsr_evaluate import evaluate_vsr, load_vsr_evaluation
 
     out = storage.absolute(out)
@@ -205,7 +205,7 @@ def run_vsr_pipeline(pipeline: VsrPipeline, out: str, *, sweep: bool = False, re
                                       overrides=pipeline.stage_overrides(stage, previous)).base
             echo(f"stage {number}/3 {stage}: {pipeline.stage_sources[stage]} ({config.data.task}, "
                  f"{config.scaling.runner}) -> {run}")
-            trained = train(config, out=run, reporter=_epoch_echo(f"stage {number}/3 {stage}", echo)
+            trained = train(config, out=run, reporter=epoch_progress(echo, f"stage {number}/3 {stage}")
                             if config.scaling.runner == "in_process" else None)
             echo(f"stage {number}/3 {stage}: best epoch {trained.best_epoch} of {len(trained.history)}, "
                  + " ".join(f"{k}={v:.4f}" for k, v in trained.val.items() if k in ("val_loss", "val_cer", "val_wer")))
@@ -228,17 +228,6 @@ def run_vsr_pipeline(pipeline: VsrPipeline, out: str, *, sweep: bool = False, re
         result.report = write_report(out)
         echo(f"report: {result.report}")
     return result
-
-
-def _epoch_echo(prefix: str, echo: Callable[[str], None]) -> Callable[[dict[str, Any], str | None], None]:
-    """An in-process reporter printing one progress line per epoch (Ray Train runs print their own)."""
-    def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
-        shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items()
-                         if k.startswith(("train_", "val_")) and isinstance(v, int | float))
-        echo(f"{prefix}: epoch {metrics['epoch']}: {shown}")
-
-    report.wants_checkpoints = False  # type: ignore[attr-defined]
-    return report
 
 
 def _run_stage_sweep(spec: Any, sweep_out: str, echo: Callable[[str], None]) -> str:

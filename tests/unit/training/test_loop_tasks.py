@@ -174,3 +174,15 @@ def test_reduce_on_plateau_lowers_every_learning_rate_only_when_the_monitor_stal
     resumed = MemoryReporter(resume=reporter.states[5])
     _game(_settings(lr_plateau=plateau, max_iterations=1200), resumed, data)
     assert [(r["lr_x"], r["lr_y"]) for r in resumed.rows] == rates[6:]
+
+
+def test_epoch_progress_prints_one_line_per_epoch_of_train_and_val_numbers() -> None:
+    """The reporter behind `affectlab train`'s and `affectlab pipeline`'s progress lines."""
+    from affectlab.training.run import epoch_progress
+
+    lines: list[str] = []
+    report = epoch_progress(lines.append, "stage 1/3 lm")
+    report({"epoch": 2, "train_loss": 1.5, "val_loss": 2.25, "val_note": "text", "epoch_s": 3.0}, None)
+    epoch_progress(lines.append)({"epoch": 3, "val_cer": 0.5}, None)
+    assert lines == ["stage 1/3 lm: epoch 2: train_loss=1.5000 val_loss=2.2500", "epoch 3: val_cer=0.5000"]
+    assert report.wants_checkpoints is False
