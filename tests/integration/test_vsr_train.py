@@ -81,14 +81,15 @@ def pipeline_out(corpus: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = _pipeline(root, corpus)
     assert done.exit_code == 0, done.output
     assert "beam_lm " in done.output and f"report: {root}/report/index.html" in done.output
-    assert "stage 1/3 lm: epoch 1: train_loss=" in done.output  # progress per epoch
-    assert "stage 3/3 lipreader: epoch 3: train_loss=" in done.output
+    assert "stage 1/4 lm: epoch 1: train_loss=" in done.output  # progress per epoch
+    assert "stage 2/4 visual-w1: epoch 2: train_loss=" in done.output  # the shipped word curriculum: [1]
+    assert "stage 4/4 lipreader: epoch 3: train_loss=" in done.output
     return root
 
 
 @pytest.fixture(scope="module")
 def stages(pipeline_out: Path) -> dict[str, str]:
-    return {name: str(pipeline_out / name) for name in ("lm", "visual", "lipreader")}
+    return {name: str(pipeline_out / name) for name in ("lm", "visual-w1", "visual", "lipreader")}
 
 
 def _result(run: str) -> dict:
@@ -99,7 +100,13 @@ def test_each_stage_names_the_previous_run_and_the_lm_reads_training_transcripts
     lm, visual, lipreader = (_result(stages[k]) for k in ("lm", "visual", "lipreader"))
     assert lm["clips"] == {"train": 8, "val": 4, "test": 4} and lm["split_name"] == "speakers"
     assert lm["subjects"] == {"train": ["s01", "s02"], "val": ["s03"], "test": ["s04"]}
-    assert lm["pieces"] == {} and visual["pieces"] == {"lm": stages["lm"]}
+    words = _result(stages["visual-w1"])
+    assert lm["pieces"] == {} and words["pieces"] == {"lm": stages["lm"]}
+    assert visual["pieces"] == {"visual": stages["visual-w1"], "lm": stages["lm"]}  # goes on from the word step
+    # the word step trains and validates on single words (one per word of each clip), the test part stays whole
+    n_words = [len(line.split()) for line in SENTENCES]  # training clips say lines 0-7, val clips lines 0-3
+    assert words["clips"] == {"train": sum(n_words), "val": sum(n_words[:4]), "test": 4}
+    assert visual["clips"] == lm["clips"]
     assert lipreader["pieces"] == {"visual": stages["visual"], "lm": stages["lm"]}  # the LM found via stage 2
     history = pd.read_parquet(Path(stages["lm"], "history.parquet"))
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0] - 0.5

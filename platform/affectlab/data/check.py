@@ -12,7 +12,7 @@ from affectlab.data.manifest import MEDIA_COLUMNS
 
 __all__ = ["ManifestReport", "check_manifest", "split_problems"]
 
-LABEL_COLUMNS = ("labels_path", "emotion", "transcript", "valence", "arousal", "dominance", "features")
+LABEL_COLUMNS = ("labels_path", "emotion", "transcript", "word_times", "valence", "arousal", "dominance", "features")
 
 
 @dataclass

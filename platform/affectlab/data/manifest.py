@@ -17,6 +17,7 @@ va_labels_path      string       ABAW VA_Set file (affwild2)
 expr_labels_path    string       ABAW EXPR_Set file (affwild2)
 emotion             string       clip-level categorical emotion
 transcript          string       clip-level text (lip reading)
+word_times          list<struct> the transcript's words with start / end in seconds (LRS word timings)
 valence, arousal,   float64      clip-level dimensional labels (PAD: dominance)
 dominance
 features            list<float>  per-clip feature vector (body-motion corpora, e.g. LMA)
@@ -52,6 +53,8 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("expr_labels_path", pa.string()),
         pa.field("emotion", pa.string()),
         pa.field("transcript", pa.string()),
+        pa.field("word_times", pa.list_(pa.struct([("word", pa.string()), ("start", pa.float64()),
+                                                   ("end", pa.float64())]))),
         pa.field("valence", pa.float64()),
         pa.field("arousal", pa.float64()),
         pa.field("dominance", pa.float64()),

@@ -6,7 +6,7 @@ Layout under ``<out>`` (a local directory or ``s3://bucket/prefix``)::
                                                 egemaps_functionals, compare_functionals, video sets)
     labels/<set>/version=<v>/part-*.parquet     frame labels aligned to the feature frames (set: au)
     labels/clips/version=<v>/clips.parquet      clip labels of every manifest row (emotion,
-                                                transcript, valence, arousal, dominance)
+                                                transcript, word_times, valence, arousal, dominance)
     errors/<stage>-<v>.parquet                  one row per failed recording of the last run
     stats/<set>/version=<v>/subject_stats.parquet   per-subject mean/std (speaker normalisation)
     stats/<set>/version=<v>/class_counts.json   AU phase class counts (label sets)
@@ -85,7 +85,8 @@ __all__ = [
     "write_splits",
 ]
 
-CLIP_LABEL_COLUMNS = ("sample_id", "dataset", "subject", "emotion", "transcript", "valence", "arousal", "dominance")
+CLIP_LABEL_COLUMNS = ("sample_id", "dataset", "subject", "emotion", "transcript", "word_times", "valence", "arousal",
+                      "dominance")
 
 
 def set_dir(out: str, kind: str, name: str, version: str | None = None) -> str:

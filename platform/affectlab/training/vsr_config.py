@@ -77,6 +77,11 @@ class VsrSettings(StrictModel):
                                               "default: no crop)")
     max_frames: int | None = Field(default=None, ge=2,
                                    description="clips with more frames are left out (listed in result.json)")
+    max_words: int | None = Field(
+        default=None, ge=1,
+        description="word curriculum: train and validate on every run of this many consecutive words of each "
+                    "clip (its frames cut at the word timings of the clip labels) instead of whole clips; "
+                    "null: whole clips. The test part is always whole clips")
     cache: bool = Field(default=True,
                         description="Ray Train runner: read and resize the clips of every part once and keep them "
                                     "in Ray's object store (spilled to disk when full); false: re-read and resize "
@@ -87,7 +92,8 @@ class VsrSettings(StrictModel):
     time_mask_stride: int = Field(default=25, ge=1, description="AdaptiveTimeMask stride (auto_avsr 25)")
     init: str | None = Field(default=None, min_length=1,
                              description="the previous stage's run (its --out, or its best_model.pt): stage 2 "
-                                         "needs the LM run, stage 3 the visual-pretraining run")
+                                         "needs the LM run (or an earlier stage-2 run to go on from, a word-"
+                                         "curriculum step), stage 3 the visual-pretraining run")
     lm: str | None = Field(default=None, min_length=1,
                            description="stage 3: the LM run (default: the LM the init run was initialised from)")
     stage2_loss: Literal["ce", "ctc"] = Field(
@@ -118,8 +124,8 @@ def vsr_problems(config: ExperimentConfig) -> list[str]:
         problems.append(f"data.feature_set={config.data.feature_set!r}: data.task {task!r} reads the mouth ROIs; "
                         f"set data.feature_set: {MOUTH_SET}")
     if task in ("vsr_visual", "vsr") and s.init is None:
-        previous = "the stage-1 LM run (data.task vsr_lm)" if task == "vsr_visual" else \
-            "the stage-2 visual-pretraining run (data.task vsr_visual)"
+        previous = ("the stage-1 LM run (data.task vsr_lm), or a stage-2 run to go on from"
+                    if task == "vsr_visual" else "the stage-2 visual-pretraining run (data.task vsr_visual)")
         problems.append(f"data.vsr.init is required for data.task {task!r}: name {previous}")
     if task == "vsr_lm" and s.init is not None:
         problems.append("data.vsr.init: stage 1 (vsr_lm) starts from scratch; remove it")

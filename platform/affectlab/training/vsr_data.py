@@ -5,8 +5,12 @@ From an ``affectlab preprocess --video landmarks,mouth`` output (``data.features
 1. **Clips**: the ``mouth_roi`` index (``sample_id, subject, n_frames``) joined with the clip
    labels' ``transcript``. Transcripts are normalised by the model's vocabulary (lower-cased,
    spaces collapsed) and encoded to character ids; a clip without a transcript, or with a
-   character outside the vocabulary, is an error naming the clip. Clips longer than
-   ``data.vsr.max_frames`` are left out (``dropped``).
+   character outside the vocabulary, is an error naming the clip. With ``data.vsr.max_words``
+   (the word curriculum of lip reading, Chung et al. 2017) each train and val clip with more
+   words becomes every run of that many consecutive words (:func:`word_segments`): its frames
+   cut at the clip labels' ``word_times``, its text those words, its id ``<clip>@w<i>-<j>``;
+   the test part stays whole. Clips (or segments) longer than ``data.vsr.max_frames`` are left
+   out (``dropped``).
 2. **Split** by speaker (:func:`resolve_split`): a named split of the dataset card, subject lists,
    or a seeded draw of ``val_fraction`` / ``test_fraction`` of the speakers.
 3. **Rows**: stage 1 (``vsr_lm``) reads transcripts only (``tokens``: character ids, no SOS /
@@ -28,7 +32,7 @@ T_max), ``tokens`` (B, L_max) right-padded with PAD, ``token_lengths`` (B,).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,20 +50,32 @@ from affectlab.training.splits import Split
 from affectlab.training.vsr_config import MOUTH_COLUMN, MOUTH_SET
 
 __all__ = ["PARTS", "Clip", "MouthRows", "VsrData", "collate", "encode_transcript", "frame_targets",
-           "load_vsr_data", "model_config", "resize_clip", "resolve_split", "stretch_indices", "transcribed_clips"]
+           "load_vsr_data", "model_config", "resize_clip", "resolve_split", "stretch_indices", "transcribed_clips",
+           "word_segments"]
 
 PARTS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
 class Clip:
-    """One transcribed clip: its normalised ``text`` and character ids ``tokens`` (no SOS / EOS)."""
+    """One transcribed clip: its normalised ``text`` and character ids ``tokens`` (no SOS / EOS).
+
+    A word segment (``data.vsr.max_words``) names the mouth ROI row it is cut from (``source``)
+    and its frames ``span`` (start, end) there; a whole clip has neither.
+    """
 
     sample_id: str
     subject: str
     text: str
     tokens: tuple[int, ...]
     n_frames: int
+    source: str | None = None
+    span: tuple[int, int] | None = None
+
+    @property
+    def row_id(self) -> str:
+        """The ``sample_id`` of the mouth ROI row holding this clip's frames."""
+        return self.source or self.sample_id
 
 
 @dataclass
@@ -145,6 +161,49 @@ def resolve_split(config: ExperimentConfig, subjects: Sequence[str]) -> tuple[Sp
 # -- clips ------------------------------------------------------------------------------------------
 
 
+def word_segments(clip: Clip, words: Sequence[Mapping[str, Any]], fps: float, max_words: int,
+                  vocab: CharVocab) -> tuple[list[Clip], dict[str, str]]:
+    """Every run of ``max_words`` consecutive words of ``clip`` as its own clip (module docstring;
+    the clip itself when it has no more words than that), and the runs left out because their
+    timings fall outside the clip's frames (segment id -> reason).
+
+    ``words``: the clip's word timings (``word``, ``start``, ``end`` in seconds); ``fps``: its frame rate.
+
+    Raises:
+        DatasetError: The timed words differ from the clip's transcript (names the clip).
+    """
+    names = [str(w["word"]) for w in words]
+    if vocab.normalize(" ".join(names)) != clip.text:
+        raise DatasetError(f"clip {clip.sample_id}: the timed words {names} differ from its transcript {clip.text!r}")
+    k = min(max_words, len(words))
+    if k == len(words):
+        return [clip], {}
+    out, outside = [], {}
+    for i in range(len(words) - k + 1):
+        run, sid = words[i:i + k], f"{clip.sample_id}@w{i}-{i + k - 1}"
+        start, end = round(float(run[0]["start"]) * fps), min(clip.n_frames, round(float(run[-1]["end"]) * fps))
+        if not 0 <= start < end:
+            outside[sid] = (f"words {names[i:i + k]} at {run[0]['start']}-{run[-1]['end']} s fall outside the "
+                            f"clip's {clip.n_frames} frames at {fps} fps")
+            continue
+        text, tokens = encode_transcript(vocab, " ".join(names[i:i + k]), sid)
+        out.append(Clip(sid, clip.subject, text, tokens, end - start, source=clip.sample_id, span=(start, end)))
+    return out, outside
+
+
+def _word_times(features: str, labels: pa.Table) -> dict[str, Any]:
+    """The clip labels' word timings by sample id.
+
+    Raises:
+        DatasetError: The clip labels have no ``word_times`` column.
+    """
+    if "word_times" not in labels.column_names:
+        raise DatasetError(f"{features}: the clip labels have no word timings (columns: {labels.column_names}); "
+                           "data.vsr.max_words needs them: re-run `affectlab preprocess` on this output with a "
+                           "card whose adapter reads them (lrs: the WORD START END lines of each .txt)")
+    return dict(zip(labels.column("sample_id").to_pylist(), labels.column("word_times").to_pylist(), strict=True))
+
+
 def transcribed_clips(config: ExperimentConfig, vocab: CharVocab) -> tuple[Split, str | None, dict[str, list[Clip]],
                                                                            list[dict[str, str]]]:
     """Split, split name, the clips of each part (by sample id) and the clips left out (step 1-2).
@@ -153,17 +212,20 @@ def transcribed_clips(config: ExperimentConfig, vocab: CharVocab) -> tuple[Split
         DatasetError: Clips without a transcript or with unknown characters (named), a bad split,
             or an empty train / val part.
     """
-    features = config.data.features
-    index = io.set_index(features, MOUTH_SET, columns=("sample_id", "subject", "n_frames"))
+    features, max_words = config.data.features, config.data.vsr.max_words
+    columns = ("sample_id", "subject", "n_frames", *(("frame_rate_hz",) if max_words else ()))
+    index = io.set_index(features, MOUTH_SET, columns=columns)
     ids = [str(x) for x in index.column("sample_id").to_pylist()]
     subjects = [str(x) for x in index.column("subject").to_pylist()]
     frames = [int(x) for x in index.column("n_frames").to_pylist()]
+    rates = dict(zip(ids, index.column("frame_rate_hz").to_pylist(), strict=True)) if max_words else {}
     split, name = resolve_split(config, subjects)
     labels = io.load_clip_labels(features)
     if "transcript" not in labels.column_names:
         raise DatasetError(f"{features}: the clip labels have no transcript column (columns: {labels.column_names}); "
                            "preprocess a corpus whose adapter reads transcripts (lrs)")
     texts = dict(zip(labels.column("sample_id").to_pylist(), labels.column("transcript").to_pylist(), strict=True))
+    timings = _word_times(features, labels) if max_words else {}
     part_of = {subject: part for part in PARTS for subject in getattr(split, part)}
     clips: dict[str, list[Clip]] = {p: [] for p in PARTS}
     dropped, problems = [], []
@@ -177,13 +239,21 @@ def transcribed_clips(config: ExperimentConfig, vocab: CharVocab) -> tuple[Split
             continue
         try:
             text, tokens = encode_transcript(vocab, str(texts[sid]), sid)
+            pieces, outside = [Clip(sid, subject, text, tokens, n)], {}
+            if max_words and part != "test":
+                if not timings.get(sid):
+                    raise DatasetError(f"{sid}: no word timings (data.vsr.max_words needs them)")
+                pieces, outside = word_segments(pieces[0], timings[sid], float(rates[sid]), max_words, vocab)
         except DatasetError as exc:
             problems.append(str(exc))
             continue
-        if limit is not None and n > limit:
-            dropped.append({"sample_id": sid, "part": part, "reason": f"{n} frames > data.vsr.max_frames {limit}"})
-            continue
-        clips[part].append(Clip(sid, subject, text, tokens, n))
+        dropped += [{"sample_id": segment, "part": part, "reason": reason} for segment, reason in outside.items()]
+        for clip in pieces:
+            if limit is not None and clip.n_frames > limit:
+                dropped.append({"sample_id": clip.sample_id, "part": part,
+                                "reason": f"{clip.n_frames} frames > data.vsr.max_frames {limit}"})
+            else:
+                clips[part].append(clip)
     if problems:
         shown = "; ".join(problems[:5]) + (f"; ... ({len(problems)} in all)" if len(problems) > 5 else "")
         raise DatasetError(f"{features}: {len(problems)} clip(s) cannot be transcribed: {shown}")
@@ -293,21 +363,25 @@ class MouthRows:
     """
 
     def __init__(self, clips: Sequence[Clip], size: int, crop: int | None, stretch: bool) -> None:
-        self.tokens = {c.sample_id: c.tokens for c in clips}
+        self.clips_of: dict[str, list[Clip]] = {}
+        for clip in clips:
+            self.clips_of.setdefault(clip.row_id, []).append(clip)
         self.size, self.crop, self.stretch = size, crop, stretch
 
     def rows(self, batch: pa.Table) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
-        """Sample ids, resized videos and token ids of the batch's clips."""
-        ids = [str(s) for s in batch.column("sample_id").to_pylist()]
-        videos, tokens = [], []
-        for i, sid in enumerate(ids):
-            video = cell_array(batch, MOUTH_COLUMN, i, np.uint8)
-            if video.ndim == 4:  # colour ROIs: grey, as the seed's preprocessing (convert_gray=True)
-                video = np.round(video.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])).astype(np.uint8)
-            if self.stretch:
-                video = video[stretch_indices(len(video), len(self.tokens[sid]))]
-            videos.append(resize_clip(video, self.size, self.crop))
-            tokens.append(np.asarray(self.tokens[sid], np.int64))
+        """Sample ids, resized videos and token ids of the clips (and word segments) of the batch's rows."""
+        ids, videos, tokens = [], [], []
+        for i, row_id in enumerate(str(s) for s in batch.column("sample_id").to_pylist()):
+            whole = cell_array(batch, MOUTH_COLUMN, i, np.uint8)
+            if whole.ndim == 4:  # colour ROIs: grey, as the seed's preprocessing (convert_gray=True)
+                whole = np.round(whole.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])).astype(np.uint8)
+            for clip in self.clips_of.get(row_id, ()):
+                video = whole if clip.span is None else whole[clip.span[0]:clip.span[1]]
+                if self.stretch:
+                    video = video[stretch_indices(len(video), len(clip.tokens))]
+                ids.append(clip.sample_id)
+                videos.append(resize_clip(video, self.size, self.crop))
+                tokens.append(np.asarray(clip.tokens, np.int64))
         return ids, videos, tokens
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -346,9 +420,10 @@ def _video_parts_in_process(config: ExperimentConfig, clips: dict[str, list[Clip
                             ) -> dict[str, InMemoryPart]:
     """Every part's clips read in this process in one pass over the set (rows ordered by sample id)."""
     part_of = {c.sample_id: part for part, part_clips in clips.items() for c in part_clips}
+    sources = sorted({c.row_id for part_clips in clips.values() for c in part_clips})
     rows: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {part: {} for part in clips}
     for table in io.iter_set_batches(config.data.features, MOUTH_SET, columns=["sample_id", MOUTH_COLUMN],
-                                     sample_ids=list(part_of), batch_rows=4):
+                                     sample_ids=sources, batch_rows=4):
         for sid, video, tokens in zip(*mapper.rows(table), strict=True):
             rows[part_of[sid]][sid] = (video, tokens)
     out = {}
@@ -365,7 +440,7 @@ def _video_parts_ray(config: ExperimentConfig, clips: dict[str, list[Clip]], map
     """Every part as a lazy Ray Dataset streamed from the Parquet files; with ``data.vsr.cache`` each
     part's resized clips are read once and materialised (the Ray Train runner then iterates the
     cached blocks every epoch instead of re-running the read)."""
-    ids = {part: [c.sample_id for c in part_clips] for part, part_clips in clips.items()}
+    ids = {part: sorted({c.row_id for c in part_clips}) for part, part_clips in clips.items()}
 
     def read(sample_ids: list[str]) -> Any:
         ds = io.read_dataset(config.data.features, MOUTH_SET, columns=["sample_id", MOUTH_COLUMN],

@@ -98,8 +98,10 @@ def _lm_of(visual_run: str) -> str | None:
 
 
 def resolve_pieces(config: Any) -> dict[str, str]:
-    """Absolute URIs of the runs a stage starts from: ``{"lm": ...}`` for stage 2, ``{"visual":
-    ..., "lm": ...}`` for stage 3 (the LM: ``data.vsr.lm``, else the visual run's own LM); {} for stage 1.
+    """Absolute URIs of the runs a stage starts from: ``{"lm": ...}`` for stage 2 started from the
+    LM, ``{"visual": ..., "lm": ...}`` for stage 2 going on from an earlier stage-2 run (a
+    curriculum step) and for stage 3 (the LM: ``data.vsr.lm``, else the visual run's own LM); {}
+    for stage 1.
 
     Raises:
         DatasetError: A named run does not exist.
@@ -107,8 +109,17 @@ def resolve_pieces(config: Any) -> dict[str, str]:
     """
     s, task = config.data.vsr, config.data.task
     if task == "vsr_visual":
-        _stage_config(s.init, "vsr_lm", "data.vsr.init")
-        return {"lm": run_dir(s.init)[0]}
+        init = run_dir(s.init)[0]
+        init_task = _run_config(init, "data.vsr.init").data.task
+        if init_task == "vsr_visual":  # a curriculum step: go on from an earlier visual pretraining
+            lm = _lm_of(init)
+            if lm is None:
+                raise ConfigError(f"data.vsr.init={s.init}: that visual-pretraining run names no LM")
+            return {"visual": init, "lm": lm}
+        if init_task != "vsr_lm":
+            raise ConfigError(f"data.vsr.init={s.init}: that run trained data.task {init_task!r}; stage 2 needs "
+                              "a 'vsr_lm' run (or a 'vsr_visual' run to go on from, e.g. a word-curriculum step)")
+        return {"lm": init}
     if task != "vsr":
         return {}
     visual = run_dir(s.init)[0]

@@ -8,12 +8,17 @@ stage-3 sweep, a ``space`` and a ``tune`` section::
       stages: {lm: vsr_lm.yaml, visual: vsr_visual.yaml, lipreader: vsr_integrate.yaml}
       overrides: {lm: [training.max_epochs=60], visual: [], lipreader: []}   # optional, key=value
       evaluate: test                    # the part decoded at the end (greedy, beam, beam + LM)
+      curriculum: [1, 3]                # optional: stage 2 first on single words, then 3-word runs
     space: {...}                        # optional: stage 3 as an Optuna + ASHA sweep (--sweep)
     tune: {...}
 
 :func:`run_vsr_pipeline` trains the stages in order under ``<out>/lm``, ``<out>/visual`` and
 ``<out>/lipreader``, each naming the previous stage's output in ``data.vsr.init`` (the chaining
-a user does by hand with three ``affectlab train`` commands). With ``sweep`` the third stage is
+a user does by hand with three ``affectlab train`` commands). ``curriculum`` (the word
+curriculum of Chung et al., 2017) puts stage-2 steps before ``<out>/visual``: for each K,
+``<out>/visual-w<K>`` trains the visual stage file with ``data.vsr.max_words=K`` (every run of K
+words of each clip, cut at its word timings), each step going on from the previous one, and
+the whole-clip stage 2 goes on from the last step. With ``sweep`` the third stage is
 a sweep into ``<out>/lipreader-sweep`` and its best trial is decoded. A stage whose output
 already holds a ``result.json`` is kept (the job can be resubmitted after a failure and goes
 on from the first unfinished stage); a stage that was interrupted mid-training is restarted
@@ -37,7 +42,7 @@ __all__ = ["STAGES", "PipelineResult", "VsrPipeline", "load_pipeline", "parse_pi
 STAGES = ("lm", "visual", "lipreader")
 TASKS = {"lm": "vsr_lm", "visual": "vsr_visual", "lipreader": "vsr"}
 PARTS = ("test", "val", "train")
-_KEYS = ("features", "stages", "overrides", "evaluate")
+_KEYS = ("features", "stages", "overrides", "evaluate", "curriculum")
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,18 @@ class VsrPipeline:
     evaluate: str = "test"
     space: dict[str, Any] | None = None
     tune: dict[str, Any] | None = None
+    curriculum: tuple[int, ...] = ()
 
     def stage_overrides(self, stage: str, init: str | None) -> list[str]:
         """Overrides of ``stage``: ``data.features``, ``data.vsr.init`` (the previous stage), its own."""
         return [*([f"data.features={self.features}"] if self.features else []),
                 *([f"data.vsr.init={init}"] if init else []), *self.overrides[stage]]
+
+    def steps(self) -> list[tuple[str, str, list[str]]]:
+        """The runs in order: (output name, stage, extra overrides); the curriculum's stage-2 steps
+        (``visual-w<K>``, ``data.vsr.max_words=K``) come before the whole-clip ``visual``."""
+        words = [(f"visual-w{k}", "visual", [f"data.vsr.max_words={k}"]) for k in self.curriculum]
+        return [("lm", "lm", []), *words, ("visual", "visual", []), ("lipreader", "lipreader", [])]
 
 
 @dataclass
@@ -109,6 +121,11 @@ def parse_pipeline(doc: Mapping[str, Any], *, source: str, overrides: Iterable[s
     features = spec.get("features")
     if features is not None and not isinstance(features, str):
         raise ConfigError(f"{source}: pipeline.features must be a path or URI, got {features!r}")
+    curriculum = spec.get("curriculum") or []
+    if not isinstance(curriculum, list) or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1
+                                                   for k in curriculum) or curriculum != sorted(set(curriculum)):
+        raise ConfigError(f"{source}: pipeline.curriculum={curriculum!r}: a rising list of word counts >= 1 "
+                          "(e.g. [1, 3]: stage 2 on single words, then on 3-word runs, then on whole clips)")
     file_overrides = spec.get("overrides") or {}
     if not isinstance(file_overrides, Mapping) or any(k not in STAGES for k in file_overrides):
         raise ConfigError(f"{source}: pipeline.overrides: a mapping from stage ({', '.join(STAGES)}) to key=value lists")
@@ -130,11 +147,12 @@ def parse_pipeline(doc: Mapping[str, Any], *, source: str, overrides: Iterable[s
             raise ConfigError(f"{source}: pipeline.stages.{stage}: {sources[stage]} does not exist")
         docs[stage] = load_yaml(sources[stage])
     pipeline = VsrPipeline(source, docs, sources, per_stage, features, evaluate,
-                           doc.get("space"), doc.get("tune"))
+                           doc.get("space"), doc.get("tune"), tuple(curriculum))
     init = "<previous stage>"
-    for stage in STAGES:
+    for _, stage, extra in pipeline.steps():
         config = parse_experiment(docs[stage], source=sources[stage],
-                                  overrides=pipeline.stage_overrides(stage, None if stage == "lm" else init)).base
+                                  overrides=[*pipeline.stage_overrides(stage, None if stage == "lm" else init),
+                                             *extra]).base
         if config.data.task != TASKS[stage]:
             raise ConfigError(f"{sources[stage]}: data.task is {config.data.task!r}; the {stage} stage needs "
                               f"{TASKS[stage]!r}")
@@ -189,27 +207,29 @@ def run_vsr_pipeline(pipeline: VsrPipeline, out: str, *, sweep: bool = False, re
     out = storage.absolute(out)
     result = PipelineResult(out=out)
     previous: str | None = None
-    for number, stage in enumerate(STAGES, start=1):
+    steps = pipeline.steps()
+    for number, (name, stage, extra) in enumerate(steps, start=1):
+        where = f"stage {number}/{len(steps)} {name}"
         if stage == "lipreader" and sweep:
             sweep_out = storage.join(out, "lipreader-sweep")
             spec = stage_sweep(pipeline, previous or "")
-            result.runs[stage] = _run_stage_sweep(spec, sweep_out, echo)
+            result.runs[stage] = _run_stage_sweep(spec, sweep_out, echo, where)
             result.ran.append(stage)
             break
-        run = storage.join(out, stage)
-        result.runs[stage] = run
+        run = storage.join(out, name)
+        result.runs[name] = run
         if _finished(run):
-            echo(f"stage {number}/3 {stage}: kept the finished run in {run} (delete it to train again)")
+            echo(f"{where}: kept the finished run in {run} (delete it to train again)")
         else:
             config = parse_experiment(pipeline.stage_docs[stage], source=pipeline.stage_sources[stage],
-                                      overrides=pipeline.stage_overrides(stage, previous)).base
-            echo(f"stage {number}/3 {stage}: {pipeline.stage_sources[stage]} ({config.data.task}, "
-                 f"{config.scaling.runner}) -> {run}")
-            trained = train(config, out=run, reporter=epoch_progress(echo, f"stage {number}/3 {stage}")
+                                      overrides=[*pipeline.stage_overrides(stage, previous), *extra]).base
+            echo(f"{where}: {pipeline.stage_sources[stage]}{' ' + ' '.join(extra) if extra else ''} "
+                 f"({config.data.task}, {config.scaling.runner}) -> {run}")
+            trained = train(config, out=run, reporter=epoch_progress(echo, where)
                             if config.scaling.runner == "in_process" else None)
-            echo(f"stage {number}/3 {stage}: best epoch {trained.best_epoch} of {len(trained.history)}, "
+            echo(f"{where}: best epoch {trained.best_epoch} of {len(trained.history)}, "
                  + " ".join(f"{k}={v:.4f}" for k, v in trained.val.items() if k in ("val_loss", "val_cer", "val_wer")))
-            result.ran.append(stage)
+            result.ran.append(name)
         previous = run
     final = result.runs["lipreader"]
     echo(f"evaluate: decoding the {pipeline.evaluate} speakers of {final} (greedy, beam, beam + LM)")
@@ -230,12 +250,12 @@ def run_vsr_pipeline(pipeline: VsrPipeline, out: str, *, sweep: bool = False, re
     return result
 
 
-def _run_stage_sweep(spec: Any, sweep_out: str, echo: Callable[[str], None]) -> str:
+def _run_stage_sweep(spec: Any, sweep_out: str, echo: Callable[[str], None], where: str) -> str:
     """Run (or resume) the stage-3 sweep; the best trial's run directory."""
     from affectlab.tuning import run_sweep
 
     resume = storage.exists(storage.join(sweep_out, "sweep.json"))
-    echo(f"stage 3/3 lipreader: sweep -> {sweep_out}{' (resumed)' if resume else ''}")
+    echo(f"{where}: sweep -> {sweep_out}{' (resumed)' if resume else ''}")
     summary = run_sweep(spec, out=sweep_out, resume=resume, echo=echo)
     if summary.best_trial_id is None:
         raise ConfigError(f"{sweep_out}: the stage-3 sweep finished no trial; nothing to evaluate")

@@ -5,6 +5,7 @@ Adapters never decode media, so the media files here are a few placeholder bytes
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +148,7 @@ def test_ravdess_check_cli(ravdess_card: str, capsys: pytest.CaptureFixture[str]
 def lrs_root(tmp_path: Path) -> Path:
     root = tmp_path / "LRS3"
     for rel, text in [
-        ("trainval/spk1/00001", "Text:  HELLO WORLD  \nConf:  4\n\nWORD START END ASDSCORE\nHELLO 0.1 0.4 5.2\n"),
+        ("trainval/spk1/00001", "Text:  HELLO WORLD  \nConf:  4\n\nWORD START END ASDSCORE\nHELLO 0.1 0.4 5.2\nWORLD 0.48 0.9 5.0\n"),
         ("trainval/spk1/00002", None),
         ("trainval/spk2/00001", "Text:  GOOD MORNING\n"),
         ("test/spk3/00001", "Text:  SEE YOU\n"),
@@ -165,8 +166,11 @@ def test_lrs_manifest_with_splits(lrs_root: Path, tmp_path: Path) -> None:
     first = rows["trainval/spk1/00001"]
     assert first["transcript"] == "HELLO WORLD" and first["subject"] == "spk1"
     assert first["audio_path"] == first["video_path"] == str(lrs_root / "trainval/spk1/00001.mp4")
+    assert first["word_times"] == [{"word": "HELLO", "start": 0.1, "end": 0.4},
+                                   {"word": "WORLD", "start": 0.48, "end": 0.9}]
     assert rows["trainval/spk1/00002"]["transcript"] is None
-    assert check_manifest(build_manifest(load_card(card))).label_coverage == {"transcript": 3}
+    assert rows["trainval/spk2/00001"]["word_times"] is None  # no timing header: no word timings
+    assert check_manifest(build_manifest(load_card(card))).label_coverage == {"transcript": 3, "word_times": 1}
 
 
 def test_lrs_flat_layout(lrs_root: Path, tmp_path: Path) -> None:
@@ -188,6 +192,20 @@ def test_lrs_txt_without_text_line(lrs_root: Path, tmp_path: Path) -> None:
     (lrs_root / "test/spk3/00001.txt").write_text("Conf:  3\n")
     card = write_card(tmp_path / "lrs3.yaml", "lrs", lrs_root, splits=["trainval", "test"])
     with pytest.raises(DatasetError, match=r"test/spk3/00001.txt: no line starting with 'Text:'"):
+        build_manifest(load_card(card))
+
+
+@pytest.mark.parametrize(("timings", "message"), [
+    ("HELLO 0.1 soon 5\nWORLD 0.5 0.9 5\n", r"line 5 'HELLO 0.1 soon 5': expected 'WORD START END"),
+    ("HELLO 0.4 0.1 5\nWORLD 0.5 0.9 5\n", r"needs 0 <= START <= END, got 0.4 and 0.1"),
+    ("HELLO 0.1 0.4 5\n", r"timed words \['HELLO'\] are not those of the 'Text:' line \['HELLO', 'WORLD'\]"),
+])
+def test_lrs_bad_word_timings_name_the_file_and_line(lrs_root: Path, tmp_path: Path, timings: str,
+                                                     message: str) -> None:
+    txt = lrs_root / "trainval/spk1/00001.txt"
+    txt.write_text("Text:  HELLO WORLD\nConf:  4\n\nWORD START END ASDSCORE\n" + timings)
+    card = write_card(tmp_path / "lrs3.yaml", "lrs", lrs_root, splits=["trainval", "test"])
+    with pytest.raises(DatasetError, match=re.escape(str(txt)) + ": .*" + message):
         build_manifest(load_card(card))
 
 

@@ -1,6 +1,6 @@
 """The lip reading data helpers, without a Ray cluster or a corpus: transcript encoding and its
 errors, padding and masks of a batch, the seed's frame-wise targets, frame stretching, ROI resizing
-(grey and colour, empty blocks) and the seeded speaker draw."""
+(grey and colour, empty blocks), the seeded speaker draw and the word curriculum's segments."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from affectlab.errors import DatasetError
 from affectlab.models.vsr_vocab import EOS_ID, PAD_ID, CharVocab
 from affectlab.training.vsr_data import (Clip, MouthRows, _drawn_split, collate, encode_transcript, frame_targets,
-                                         resize_clip, stretch_indices)
+                                         resize_clip, stretch_indices, word_segments)
 
 VOCAB = CharVocab()
 
@@ -98,3 +98,47 @@ def test_mouth_rows_resize_grey_or_colour_rois_and_keep_their_schema_when_empty(
     colour = rows(_rois([np.full((3, 96, 96, 3), (255, 0, 0), np.uint8)]))
     assert (colour.column("video").combine_chunks().to_numpy()[0] == 76).all()  # luma of pure red
     assert rows(_rois([])).schema.equals(grey.schema)
+
+
+WORDS = [{"word": "MAMA", "start": 0.2, "end": 0.6}, {"word": "HAS", "start": 0.72, "end": 1.0},
+         {"word": "A", "start": 1.08, "end": 1.2}, {"word": "BAT", "start": 1.32, "end": 1.8}]
+
+
+def _clip(text: str = "mama has a bat", n_frames: int = 50) -> Clip:
+    return Clip("s01/00003", "s01", text, tuple(VOCAB.encode(text)), n_frames)
+
+
+def test_word_segments_cut_every_run_of_words_at_its_timings() -> None:
+    singles, outside = word_segments(_clip(), WORDS, 25.0, 1, VOCAB)
+    assert outside == {}
+    assert [c.sample_id for c in singles] == [f"s01/00003@w{i}-{i}" for i in range(4)]
+    assert [c.text for c in singles] == ["mama", "has", "a", "bat"]
+    assert [c.span for c in singles] == [(5, 15), (18, 25), (27, 30), (33, 45)]  # seconds x 25 fps
+    assert all(c.source == "s01/00003" and c.row_id == "s01/00003" and c.subject == "s01" for c in singles)
+    assert [c.n_frames for c in singles] == [10, 7, 3, 12] and VOCAB.decode(singles[3].tokens) == "bat"
+    pairs, _ = word_segments(_clip(), WORDS, 25.0, 2, VOCAB)
+    assert [(c.text, c.span) for c in pairs] == [("mama has", (5, 25)), ("has a", (18, 30)), ("a bat", (27, 45))]
+    whole = _clip()
+    assert word_segments(whole, WORDS, 25.0, 4, VOCAB) == ([whole], {})  # no more words than max_words: kept whole
+    assert whole.row_id == whole.sample_id and whole.span is None
+
+
+def test_word_segments_refuse_other_words_and_leave_out_runs_outside_the_clip() -> None:
+    with pytest.raises(DatasetError, match=r"clip s01/00003: the timed words \['MAMA', 'HAS', 'A', 'BAT'\] differ "
+                                           r"from its transcript 'mama has a cat'"):
+        word_segments(_clip("mama has a cat"), WORDS, 25.0, 1, VOCAB)
+    kept, outside = word_segments(_clip(n_frames=30), WORDS, 25.0, 1, VOCAB)  # e.g. another clip's timings
+    assert [c.text for c in kept] == ["mama", "has", "a"] and kept[2].span == (27, 30)  # cut at the clip's end
+    assert outside == {"s01/00003@w3-3": "words ['BAT'] at 1.32-1.8 s fall outside the clip's 30 frames at 25.0 fps"}
+
+
+def test_mouth_rows_emit_each_word_segment_of_a_row_with_its_own_frames() -> None:
+    segments, _ = word_segments(_clip(), WORDS, 25.0, 1, VOCAB)
+    video = np.repeat(np.arange(50, dtype=np.uint8)[:, None, None], 96, axis=1).repeat(96, axis=2)  # frame i = i
+    row = _rois([video]).set_column(0, "sample_id", pa.array(["s01/00003"]))
+    table = MouthRows(segments, 8, None, stretch=False)(row)
+    assert table.column("sample_id").to_pylist() == [c.sample_id for c in segments]
+    videos = table.column("video").combine_chunks().to_numpy()
+    assert [v[:, 0, 0].tolist() for v in videos] == [list(range(a, b)) for a, b in (c.span for c in segments)]
+    assert [t.tolist() for t in table.column("tokens").combine_chunks().to_numpy()] == [list(c.tokens) for c in segments]
+    assert MouthRows(segments, 8, None, stretch=False)(_rois([video])).num_rows == 0  # another row: no segment

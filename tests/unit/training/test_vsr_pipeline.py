@@ -52,7 +52,10 @@ def test_the_shipped_pipeline_chains_its_three_stage_files() -> None:
 
 @pytest.mark.parametrize(("edit", "stages", "message"), [
     ({"evaluate": "holdout"}, {}, r"pipeline.evaluate='holdout': must be one of test, val, train"),
-    ({"epochs": 3}, {}, r"pipeline.epochs: unknown key; allowed: features, stages, overrides, evaluate"),
+    ({"epochs": 3}, {}, r"pipeline.epochs: unknown key; allowed: features, stages, overrides, evaluate, curriculum"),
+    ({"curriculum": [3, 1]}, {}, r"pipeline.curriculum=\[3, 1\]: a rising list of word counts >= 1"),
+    ({"curriculum": [0]}, {}, r"pipeline.curriculum=\[0\]: a rising list"),
+    ({"curriculum": "1,3"}, {}, r"pipeline.curriculum='1,3': a rising list"),
     ({"overrides": {"decoder": ["training.lr=1"]}}, {}, r"pipeline.overrides: a mapping from stage"),
     ({"overrides": {"lm": ["training.lr"]}}, {}, r"pipeline.overrides.lm: must be a list of key=value strings"),
     ({}, {"visual": "missing.yaml"}, r"pipeline.stages.visual: .*missing.yaml does not exist"),
@@ -63,6 +66,17 @@ def test_a_bad_pipeline_file_is_named_before_anything_trains(tmp_path: Path, edi
                                                                message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_pipeline(str(_copy(tmp_path, edit, **stages)))
+
+
+def test_the_word_curriculum_puts_stage_2_steps_before_the_whole_clips(tmp_path: Path) -> None:
+    pipeline = load_pipeline(str(_copy(tmp_path, {"curriculum": [1, 3]})), ["visual:data.vsr.max_words=5"])
+    assert [(name, stage) for name, stage, _ in pipeline.steps()] == [
+        ("lm", "lm"), ("visual-w1", "visual"), ("visual-w3", "visual"), ("visual", "visual"), ("lipreader", "lipreader")]
+    words = {name: parse_experiment(pipeline.stage_docs[stage], source=stage,
+                                    overrides=[*pipeline.stage_overrides(stage, "runs/prev"), *extra]).base
+             for name, stage, extra in pipeline.steps() if stage == "visual"}
+    assert [words[n].data.vsr.max_words for n in ("visual-w1", "visual-w3", "visual")] == [1, 3, 5]  # the step wins
+    assert load_pipeline(str(_copy(tmp_path, {"curriculum": []}))).steps()[1][0] == "visual"
 
 
 def test_a_bad_override_names_the_stage_or_the_stage_file(tmp_path: Path) -> None:

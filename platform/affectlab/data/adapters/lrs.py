@@ -1,8 +1,11 @@
 """The ``lrs`` adapter: LRS2 / LRS3 lip-reading corpora.
 
 Layout: ``<root>/[<split>/]<id>/<clip>.mp4`` with ``<clip>.txt`` beside each clip, whose first
-line reads ``Text:  SOME WORDS`` (the transcript; LRS3's later lines, ``Conf:``, word timings,
-are ignored). ``<id>`` is the speaker (LRS3: the YouTube video id; LRS2: the programme id).
+line reads ``Text:  SOME WORDS`` (the transcript). ``Conf:`` is ignored; the word timings that
+LRS3 (and ``affectlab synth visemes``) write after a ``WORD START END ASDSCORE`` header, one
+``WORD START END [SCORE]`` line per word in seconds, are kept as ``word_times`` (the word
+curriculum of lip reading, ``data.vsr.max_words``). ``<id>`` is the speaker (LRS3: the YouTube
+video id; LRS2: the programme id).
 
 ``options.splits`` lists sub-directories to read (``trainval``, ``pretrain``, ``test``,
 ``main``...); when empty, the ids sit directly under the root. Manifest rows: ``sample_id`` =
@@ -26,7 +29,7 @@ from affectlab.data.cards import Adapter, DatasetCard
 from affectlab.data.manifest import manifest_from_rows, resolve_under_root
 from affectlab.errors import DatasetError
 
-__all__ = ["ADAPTER", "LrsOptions", "build", "parse_transcript"]
+__all__ = ["ADAPTER", "LrsOptions", "build", "parse_transcript", "parse_word_times"]
 
 
 class LrsOptions(StrictModel):
@@ -53,6 +56,36 @@ def parse_transcript(text: str) -> str:
     raise ValueError("no line starting with 'Text:'")
 
 
+def parse_word_times(text: str) -> list[dict[str, object]] | None:
+    """The word timings after the ``WORD START END ...`` header of an LRS ``.txt`` file: one
+    ``{"word", "start", "end"}`` per word (seconds), or None when the file has no such header.
+
+    Raises:
+        ValueError: A line after the header is not ``WORD START END [SCORE]`` with numbers and
+            ``0 <= START <= END`` (names the line), or the words differ from the ``Text:`` line.
+    """
+    lines = text.splitlines()
+    header = next((i for i, line in enumerate(lines) if line.split()[:3] == ["WORD", "START", "END"]), None)
+    if header is None:
+        return None
+    words: list[dict[str, object]] = []
+    for number, line in enumerate(lines[header + 1:], start=header + 2):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            start, end = float(fields[1]), float(fields[2])
+        except (IndexError, ValueError):
+            raise ValueError(f"line {number} {line!r}: expected 'WORD START END [SCORE]' (seconds)") from None
+        if not 0 <= start <= end or end == float("inf"):
+            raise ValueError(f"line {number} {line!r}: needs 0 <= START <= END, got {start} and {end}")
+        words.append({"word": fields[0], "start": start, "end": end})
+    spoken = parse_transcript(text).split()
+    if [w["word"] for w in words] != spoken:
+        raise ValueError(f"the timed words {[w['word'] for w in words]} are not those of the 'Text:' line {spoken}")
+    return words
+
+
 def _clips(card: DatasetCard, root: str, split: str) -> tuple[list[str], set[str]]:
     """Clips (relative ``.mp4`` paths at the layout's depth) and all files under one split."""
     if split:
@@ -74,11 +107,13 @@ def _clips(card: DatasetCard, root: str, split: str) -> tuple[list[str], set[str
 def _row(card: DatasetCard, root: str, rel: str, files: set[str], problems: list[str]) -> dict[str, object]:
     stem = rel[: -len(".mp4")]
     path = resolve_under_root(root, rel, where=f"{card.name}: clip {rel}")
-    transcript = None
+    transcript = word_times = None
     if stem + ".txt" in files:
         txt = resolve_under_root(root, stem + ".txt", where=f"{card.name}: transcript {stem}.txt")
         try:
-            transcript = parse_transcript(storage.read_text(txt))
+            content = storage.read_text(txt)
+            transcript = parse_transcript(content)
+            word_times = parse_word_times(content)
         except (ValueError, UnicodeDecodeError) as exc:
             problems.append(f"{txt}: {exc}")
     return {
@@ -88,6 +123,7 @@ def _row(card: DatasetCard, root: str, rel: str, files: set[str], problems: list
         "audio_path": path,
         "video_path": path,
         "transcript": transcript,
+        "word_times": word_times,
     }
 
 
@@ -99,7 +135,7 @@ def build(card: DatasetCard, options: LrsOptions, root: str) -> pa.Table:
         for rel in clips:
             rows.append(_row(card, root, rel, files, problems))
             locations.append(f"{root} clip {rel}")
-    raise_collected(problems, f"{card.name}: transcript files without a 'Text:  WORDS' line")
+    raise_collected(problems, f"{card.name}: transcript files that cannot be read ('Text:  WORDS' line, word timings)")
     return manifest_from_rows(rows, source=f"{card.name} ({root})", locations=locations)
 
 

@@ -200,13 +200,21 @@ class VisualPretrainTask(VsrTask):
     """Stage 2: visual module + GRU head + the LM's frozen softmax layer (module docstring)."""
 
     def build_modules(self, model_name: str, model_kwargs: dict[str, Any]) -> dict[str, nn.Module]:
-        """The pretraining model with the LM's softmax layer copied in (frozen)."""
+        """The pretraining model with the LM's softmax layer copied in (frozen); going on from an
+        earlier stage-2 run (``pieces["visual"]``, a curriculum step), all of that run's weights."""
+        from affectlab.training.vsr_pieces import check_sizes, load_piece
+
         modules = super().build_modules(model_name, model_kwargs)
         model = modules["model"]
         if not isinstance(model, VisualPretrainModel):
             raise TypeError(f"data.task 'vsr_visual' trains a VisualPretrainModel, got {type(model).__name__}")
         if "lm" in self.pieces:
             model.load_softmax_(self.load_lm())
+        if "visual" in self.pieces:
+            piece = load_piece(self.pieces["visual"], task="vsr_visual")
+            check_sizes(piece, self.model_cfg, VISUAL_FIELDS + ("gru_hidden", "generator_residual"),
+                        "visual pretraining")
+            model.load_state_dict(piece.model.state_dict())
         return modules
 
     def _loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
