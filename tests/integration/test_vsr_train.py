@@ -81,15 +81,16 @@ def pipeline_out(corpus: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = _pipeline(root, corpus)
     assert done.exit_code == 0, done.output
     assert "beam_lm " in done.output and f"report: {root}/report/index.html" in done.output
-    assert "stage 1/4 lm: epoch 1: train_loss=" in done.output  # progress per epoch
-    assert "stage 2/4 visual-w1: epoch 2: train_loss=" in done.output  # the shipped word curriculum: [1]
-    assert "stage 4/4 lipreader: epoch 3: train_loss=" in done.output
+    assert "stage 1/5 lm: epoch 1: train_loss=" in done.output  # progress per epoch
+    assert "stage 2/5 visual-w1: epoch 2: train_loss=" in done.output  # the shipped word curriculum: [1]
+    assert "stage 4/5 lipreader-w1: epoch 3: train_loss=" in done.output
+    assert "stage 5/5 lipreader: epoch 3: train_loss=" in done.output
     return root
 
 
 @pytest.fixture(scope="module")
 def stages(pipeline_out: Path) -> dict[str, str]:
-    return {name: str(pipeline_out / name) for name in ("lm", "visual-w1", "visual", "lipreader")}
+    return {name: str(pipeline_out / name) for name in ("lm", "visual-w1", "visual", "lipreader-w1", "lipreader")}
 
 
 def _result(run: str) -> dict:
@@ -107,7 +108,8 @@ def test_each_stage_names_the_previous_run_and_the_lm_reads_training_transcripts
     n_words = [len(line.split()) for line in SENTENCES]  # training clips say lines 0-7, val clips lines 0-3
     assert words["clips"] == {"train": sum(n_words), "val": sum(n_words[:4]), "test": 4}
     assert visual["clips"] == lm["clips"]
-    assert lipreader["pieces"] == {"visual": stages["visual"], "lm": stages["lm"]}  # the LM found via stage 2
+    assert _result(stages["lipreader-w1"])["pieces"] == {"visual": stages["visual"], "lm": stages["lm"]}  # LM via stage 2
+    assert lipreader["pieces"] == {"lipreader": stages["lipreader-w1"], "lm": stages["lm"]}
     history = pd.read_parquet(Path(stages["lm"], "history.parquet"))
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0] - 0.5
     for result in (visual, lipreader):
@@ -121,7 +123,7 @@ def test_stage_2_keeps_the_lms_softmax_frozen_and_stage_3_starts_from_both_piece
     visual_state = torch.load(Path(stages["visual"], "best_model.pt"), weights_only=True)
     assert torch.equal(visual_state["softmax.weight"], lm_state["out.weight"])  # frozen through training
     config = _config(corpus, "vsr", "vsr_lip_reader", {"init": stages["visual"]}, monitor="val_cer")
-    task = vsr_task(config, DataInfo(extra={"pieces": _result(stages["lipreader"])["pieces"]}))
+    task = vsr_task(config, DataInfo(extra={"pieces": _result(stages["lipreader-w1"])["pieces"]}))
     model = build_modules(config, task, {})["model"]
     state = model.state_dict()
     for key, value in visual_state.items():
@@ -151,13 +153,27 @@ def test_the_pipeline_run_again_keeps_the_finished_stages(corpus: str, pipeline_
     before = {stage: (pipeline_out / stage / "best_model.pt").stat().st_mtime_ns for stage in ("lm", "visual", "lipreader")}
     again = _pipeline(pipeline_out, corpus)
     assert again.exit_code == 0, again.output
-    assert again.output.count("kept the finished run") == 3 and '"ran_now": []' in again.output
+    assert again.output.count("kept the finished run") == 5 and '"ran_now": []' in again.output
     assert before == {stage: (pipeline_out / stage / "best_model.pt").stat().st_mtime_ns for stage in before}
     summary = json.loads((pipeline_out / "pipeline.json").read_text())
     assert summary["evaluated"] == str(pipeline_out / "lipreader") and set(summary["summary"]) == {"greedy", "beam", "beam_lm"}
     done = CliRunner().invoke(cli, ["evaluate", str(pipeline_out / "lipreader")])  # the same decoding, by hand
     assert done.exit_code == 0, done.output
     assert '"beam_lm"' in done.output and "evaluation/test.parquet" in done.output
+
+
+def test_evaluate_decodes_jointly_with_the_ctc_head_on_request(pipeline_out: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "lipreader"  # a copy: the other tests read the pipeline's own evaluation
+    shutil.copytree(pipeline_out / "lipreader", run)
+    done = CliRunner().invoke(cli, ["evaluate", str(run), "--decode", "ctc_weight=0.5", "--decode", "beam_width=2"])
+    assert done.exit_code == 0, done.output
+    rows, summary = load_vsr_evaluation(str(run))
+    assert summary["decoding"]["ctc_weight"] == 0.5 and summary["decoding"]["beam_width"] == 2
+    assert rows.groupby("method").size().to_dict() == {"beam": 4, "beam_lm": 4, "greedy": 4}
+    bad = CliRunner().invoke(cli, ["evaluate", str(run), "--decode", "ctc_wieght=0.5"])
+    assert bad.exit_code != 0 and "decoding settings: ctc_wieght: Extra inputs are not permitted" in bad.output
 
 
 def test_the_test_speakers_are_decoded_greedy_beam_and_beam_with_lm(stages: dict[str, str]) -> None:
@@ -176,12 +192,21 @@ def test_the_test_speakers_are_decoded_greedy_beam_and_beam_with_lm(stages: dict
 def test_a_stage_naming_a_run_of_the_wrong_stage_or_other_sizes_is_an_error(
         corpus: str, stages: dict[str, str], tmp_path: Path) -> None:
     config = _config(corpus, "vsr", "vsr_lip_reader", {"init": stages["lm"]}, max_epochs=1, monitor="val_cer")
-    with pytest.raises(ConfigError, match=r"that run trained data.task 'vsr_lm'; this stage needs a 'vsr_visual'"):
+    with pytest.raises(ConfigError, match=r"that run trained data.task 'vsr_lm'; stage 3 needs a 'vsr_visual' run "
+                                          r"\(or a 'vsr' run to go on from"):
         train(config, out=str(tmp_path / "never"))
     config = _config(corpus, "vsr", "vsr_lip_reader", {"init": stages["visual"]}, max_epochs=1, monitor="val_cer")
     config = config.model_copy(update={"model": config.model.model_copy(update={"kwargs": {**TINY, "d_model": 32}})})
     with pytest.raises(ConfigError, match=r"visual pretraining run .* other model.kwargs sizes: d_model: 64 there, "
                                           r"32 here"):
+        train(config, out=str(tmp_path / "never"))
+    config = _config(corpus, "vsr_visual", "vsr_visual", {"init": stages["lipreader"]}, max_epochs=1)
+    with pytest.raises(ConfigError, match=r"that run trained data.task 'vsr'; stage 2 needs a 'vsr_lm' run \(or a "
+                                          r"'vsr_visual' run to go on from"):
+        train(config, out=str(tmp_path / "never"))
+    config = _config(corpus, "vsr_visual", "vsr_visual", {"init": stages["visual"]}, max_epochs=1)
+    with pytest.raises(ConfigError, match=r"visual pretraining run .* other model.kwargs sizes: generator_residual: "
+                                          r"True there, False here"):  # the shipped pipeline's residual head
         train(config, out=str(tmp_path / "never"))
 
 
@@ -198,6 +223,13 @@ def test_the_speaker_split_and_frame_limit_come_from_the_card_or_the_config(corp
     limited = data(max_frames=45)
     assert limited.dropped and all("> data.vsr.max_frames 45" in d["reason"] for d in limited.dropped)
     assert all(c.n_frames <= 45 for part in limited.clips.values() for c in part)
+    words = data(max_words=2)  # every run of 2 words of a train / val clip; the test clips stay whole
+    whole = data()
+    assert [c.sample_id for c in words.clips["test"]] == [c.sample_id for c in whole.clips["test"]]
+    for part in ("train", "val"):
+        runs = sum(len(c.text.split()) - 1 for c in whole.clips[part])
+        assert len(words.clips[part]) == runs and all(len(c.text.split()) == 2 for c in words.clips[part])
+        assert all(c.span is not None and c.n_frames == c.span[1] - c.span[0] for c in words.clips[part])
     assert len(limited.dropped) + sum(map(len, limited.clips.values())) == 16
 
 

@@ -18,9 +18,13 @@ from affectlab.cli.common import num_cpus_option, verbose_option
               help="test: the held-out identities (the seed's testing set); train: the training identities.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Images per forward pass.")
+@click.option("--decode", "decode", multiple=True, metavar="KEY=VALUE",
+              help="Lip reading: override one data.vsr.decoding setting of the run for this evaluation "
+                   "(repeatable), e.g. --decode ctc_weight=0.3 --decode beam_width=12.")
 @num_cpus_option
 @verbose_option
-def command(run: str, checkpoints: str, split: str, batch_size: int, num_cpus: int | None, verbose: bool) -> None:
+def command(run: str, checkpoints: str, split: str, batch_size: int, decode: tuple[str, ...], num_cpus: int | None,
+            verbose: bool) -> None:
     """Evaluate every saved checkpoint of a GAN run (data.task gan_au / gan_va / gan_au_va) in parallel Ray tasks,
     or decode a lip reading run's test speakers (data.task vsr: greedy, beam, beam + LM; --split test or train).
 
@@ -34,7 +38,7 @@ def command(run: str, checkpoints: str, split: str, batch_size: int, num_cpus: i
     from affectlab.training.vsr_evaluate import evaluate_vsr, is_vsr_run, load_vsr_evaluation
 
     if is_vsr_run(run):  # lip reading: one pass over the test speakers, no checkpoints to choose
-        evaluate_vsr(run, part=split, progress=lambda line: click.echo(line, err=True))
+        evaluate_vsr(run, part=split, decoding=_key_values(decode), progress=lambda line: click.echo(line, err=True))
         click.echo(json.dumps(load_vsr_evaluation(run, split)[1]["methods"], indent=2))
         click.echo(f"outputs: {run}/evaluation/{split}.parquet, {run}/evaluation/{split}_summary.json")
         return
@@ -46,3 +50,16 @@ def command(run: str, checkpoints: str, split: str, batch_size: int, num_cpus: i
     click.echo(json.dumps({"checkpoints": len(frame), "split": split, "best": best_over_checkpoints(frame, keys)},
                           indent=2))
     click.echo(f"outputs: {run}/evaluation/{split}.parquet")
+
+
+def _key_values(items: tuple[str, ...]) -> dict[str, object]:
+    """``KEY=VALUE`` options as a mapping, each value read as a YAML scalar."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE, e.g. ctc_weight=0.3", param_hint="--decode")
+        out[key.strip()] = yaml.safe_load(value)
+    return out

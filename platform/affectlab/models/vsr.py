@@ -256,12 +256,22 @@ class LipReader(nn.Module):
         """Multi-motion context MC (B, T, d_model) of frames (B, T, C, H, W)."""
         return self.visual(video, mask)
 
+    def ctc_logits(self, memory: torch.Tensor) -> torch.Tensor:
+        """Per-frame CTC logits (B, T, V) of the context ``memory`` (B, T, d_model): the GRU generator
+        and the decoder's softmax layer.
+
+        Raises:
+            ValueError: The model has no CTC head (``ctc_head: false``).
+        """
+        if self.generator is None:
+            raise ValueError("this lip reader has no CTC head (ctc_head: false)")
+        return self.decoder.out(self.generator(memory))
+
     def forward(self, video: torch.Tensor, mask: torch.Tensor | None, tokens: torch.Tensor) -> LipReaderOutput:
         """Teacher forcing: ``tokens`` (B, L) start with SOS; logits predict the next token at each position."""
         memory = self.visual(video, mask)  # (B, T, d)
         logits = self.decoder(tokens, memory, memory_mask=mask)  # (B, L, V)
-        ctc = None if self.generator is None else self.decoder.out(self.generator(memory))  # (B, T, V)
-        return LipReaderOutput(logits, ctc)
+        return LipReaderOutput(logits, None if self.generator is None else self.ctc_logits(memory))
 
     def load_pieces(self, *, visual: VisualPretrainModel | None = None, lm: CharTransformerDecoder | None = None,
                     reset_cross_attention: bool = True) -> None:

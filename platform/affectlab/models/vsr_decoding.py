@@ -15,6 +15,11 @@ frame-wise probabilities over a fixed matrix with width 12 and gives no fusion w
 penalty (A.5.12); its greedy decoder runs for ``T_video + 20`` steps, the default budget of
 :func:`transcribe`.
 
+With ``ctc_weight`` w > 0 (joint CTC / attention decoding, Watanabe et al., 2017; not in the
+seed) the visual score of a step is ``(1 - w) * decoder + w * CTC prefix`` (the lip reader's
+CTC head, :class:`~affectlab.models.vsr_ctc_prefix.CTCPrefixScorer`); ``decoder_score`` then
+holds that mixture. w = 0 is the decoder alone, exactly.
+
 Beam search is batched over utterances: B utterances x ``beam_width`` prefixes are scored in
 one call per step. Finished hypotheses stay in the beam (extended by EOS at no cost) so that
 they compete with longer ones under the length normalisation.
@@ -29,11 +34,12 @@ import torch
 
 from affectlab.errors import ConfigError
 from affectlab.models.vsr import LipReader
+from affectlab.models.vsr_ctc_prefix import CTCPrefixScorer
 from affectlab.models.vsr_decoder import CharTransformerDecoder
 from affectlab.models.vsr_vocab import BLANK_ID, EOS_ID, PAD_ID, SOS_ID, CharVocab
 
 __all__ = ["METHODS", "Hypothesis", "ScoreFn", "beam_search", "ctc_greedy", "decoder_scorer", "greedy_decode",
-           "lm_scorer", "transcribe"]
+           "joint_scorer", "lm_scorer", "transcribe"]
 
 METHODS = ("greedy", "beam")
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -66,6 +72,16 @@ def decoder_scorer(model: LipReader, memory: torch.Tensor, memory_mask: torch.Te
         mask = None if memory_mask is None else memory_mask[rows]
         logits = model.decoder(prefix, memory[rows], memory_mask=mask)[:, -1]  # (N, V)
         return torch.log_softmax(logits.float(), dim=-1)
+
+    return score
+
+
+def joint_scorer(decoder: ScoreFn, ctc: ScoreFn, ctc_weight: float) -> ScoreFn:
+    """``(1 - ctc_weight) * decoder + ctc_weight * ctc`` (joint CTC / attention decoding)."""
+    def score(prefix: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        dec, prefix_ctc = decoder(prefix, rows), ctc(prefix, rows)
+        return torch.where(torch.isinf(prefix_ctc) & (prefix_ctc < 0), prefix_ctc,
+                           (1 - ctc_weight) * dec + ctc_weight * prefix_ctc)
 
     return score
 
@@ -236,23 +252,33 @@ def beam_search(score: ScoreFn, *, batch: int, vocab: CharVocab, max_steps: int 
 @torch.no_grad()
 def transcribe(model: LipReader, video: torch.Tensor, mask: torch.Tensor | None = None, *, vocab: CharVocab,
                method: str = "beam", beam_width: int = 12, lm: CharTransformerDecoder | None = None,
-               lm_weight: float = 0.0, length_penalty: float = 0.0, extra_steps: int = 20) -> list[Hypothesis]:
+               lm_weight: float = 0.0, length_penalty: float = 0.0, extra_steps: int = 20,
+               ctc_weight: float = 0.0) -> list[Hypothesis]:
     """Transcribe a batch of clips (B, T, C, H, W): encode once, then greedy or beam decoding.
 
     The character budget of clip b is its frame count plus ``extra_steps`` (the seed's
-    ``T_video + 20``). Put the model (and LM) in eval mode first.
+    ``T_video + 20``). ``ctc_weight`` > 0: joint CTC / attention decoding (module docstring;
+    needs the model's CTC head). Put the model (and LM) in eval mode first.
 
     Raises:
-        ConfigError: Unknown ``method`` or bad decoding options.
+        ConfigError: Unknown ``method``, bad decoding options, or ``ctc_weight`` without a CTC head.
     """
     if method not in METHODS:
         raise ConfigError(f"decoding method={method!r}: must be one of {', '.join(METHODS)}")
+    if isinstance(ctc_weight, bool) or not isinstance(ctc_weight, int | float) or not 0 <= ctc_weight <= 1:
+        raise ConfigError(f"decoding: ctc_weight={ctc_weight!r}: must be a number in [0, 1]")
+    if ctc_weight > 0 and model.generator is None:
+        raise ConfigError(f"decoding: ctc_weight={ctc_weight} needs the lip reader's CTC head "
+                          "(model.kwargs.ctc_head: true)")
     memory = model.encode(video, mask)  # (B, T, d)
     frames = mask.sum(dim=1) if mask is not None else torch.full((video.shape[0],), video.shape[1])
     options = {"batch": video.shape[0], "vocab": vocab, "max_steps": frames.to(video.device) + extra_steps,
                "lm": None if lm is None else lm_scorer(lm), "lm_weight": lm_weight,
                "length_penalty": length_penalty, "device": video.device}
     scorer = decoder_scorer(model, memory, mask)
+    if ctc_weight > 0:
+        ctc = CTCPrefixScorer(torch.log_softmax(model.ctc_logits(memory).float(), dim=-1), frames)
+        scorer = ctc if ctc_weight == 1 else joint_scorer(scorer, ctc, ctc_weight)
     if method == "greedy":
         return greedy_decode(scorer, **options)
     return beam_search(scorer, beam_width=beam_width, **options)

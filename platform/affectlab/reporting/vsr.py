@@ -101,10 +101,17 @@ def transcript_table(run: str, part: str = "test", method: str = "beam_lm", rows
         "WER": [jiwer.wer(r, h) for r, h in zip(sub["reference"], sub["hypothesis"], strict=True)]})
 
 
+def _pieces(run: str) -> dict[str, str]:
+    return json.loads(storage.read_text(storage.join(run, "result.json"))).get("pieces") or {}
+
+
 def stage_runs(run: str) -> dict[str, str]:
-    """The stage runs behind stage-3 ``run``: ``lm`` and ``visual`` from its recorded pieces, and itself."""
-    result = json.loads(storage.read_text(storage.join(run, "result.json")))
-    pieces = result.get("pieces") or {}
+    """The stage runs behind stage-3 ``run``: ``lm`` and ``visual`` from its recorded pieces (through
+    the stage-3 runs of a word curriculum it went on from), and itself."""
+    pieces, seen = _pieces(run), {run}
+    while pieces.get("lipreader") and pieces["lipreader"] not in seen:
+        seen.add(pieces["lipreader"])
+        pieces = _pieces(pieces["lipreader"])
     found = {stage: pieces[stage] for stage in ("lm", "visual") if pieces.get(stage)}
     return {**found, "lipreader": run}
 

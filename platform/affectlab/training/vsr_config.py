@@ -59,6 +59,10 @@ class VsrDecoding(StrictModel):
     length_penalty: float = Field(default=0.0, ge=0, description="rank by score / length ** length_penalty "
                                                                  "(0 = off; not given by the seed)")
     extra_steps: int = Field(default=20, ge=0, description="character budget = frames + this (the seed's T + 20)")
+    ctc_weight: float = Field(default=0.0, ge=0, le=1,
+                              description="joint CTC / attention decoding: each step scores (1 - w) decoder + w CTC "
+                                          "prefix of the CTC head (needs model.kwargs.ctc_head: true; 0 = the "
+                                          "decoder alone, the seed)")
     batch_size: int = Field(default=16, ge=1, description="utterances decoded together")
 
 
@@ -92,8 +96,8 @@ class VsrSettings(StrictModel):
     time_mask_stride: int = Field(default=25, ge=1, description="AdaptiveTimeMask stride (auto_avsr 25)")
     init: str | None = Field(default=None, min_length=1,
                              description="the previous stage's run (its --out, or its best_model.pt): stage 2 "
-                                         "needs the LM run (or an earlier stage-2 run to go on from, a word-"
-                                         "curriculum step), stage 3 the visual-pretraining run")
+                                         "needs the LM run, stage 3 the visual-pretraining run (either may name "
+                                         "an earlier run of its own stage to go on from: a word-curriculum step)")
     lm: str | None = Field(default=None, min_length=1,
                            description="stage 3: the LM run (default: the LM the init run was initialised from)")
     stage2_loss: Literal["ce", "ctc"] = Field(
@@ -125,7 +129,8 @@ def vsr_problems(config: ExperimentConfig) -> list[str]:
                         f"set data.feature_set: {MOUTH_SET}")
     if task in ("vsr_visual", "vsr") and s.init is None:
         previous = ("the stage-1 LM run (data.task vsr_lm), or a stage-2 run to go on from"
-                    if task == "vsr_visual" else "the stage-2 visual-pretraining run (data.task vsr_visual)")
+                    if task == "vsr_visual" else
+                    "the stage-2 visual-pretraining run (data.task vsr_visual), or a stage-3 run to go on from")
         problems.append(f"data.vsr.init is required for data.task {task!r}: name {previous}")
     if task == "vsr_lm" and s.init is not None:
         problems.append("data.vsr.init: stage 1 (vsr_lm) starts from scratch; remove it")
@@ -133,6 +138,9 @@ def vsr_problems(config: ExperimentConfig) -> list[str]:
         problems.append(f"data.vsr.lm is only read by data.task 'vsr' (stage 3), not {task!r}")
     if s.ctc_weight > 0 and task == "vsr" and not config.model.kwargs.get("ctc_head", False):
         problems.append(f"data.vsr.ctc_weight={s.ctc_weight} needs the CTC head: set model.kwargs.ctc_head: true")
+    if s.decoding.ctc_weight > 0 and task == "vsr" and not config.model.kwargs.get("ctc_head", False):
+        problems.append(f"data.vsr.decoding.ctc_weight={s.decoding.ctc_weight} needs the CTC head: set "
+                        "model.kwargs.ctc_head: true")
     if s.decoding.val_method == "beam_lm" and task == "vsr" and s.decoding.lm_weight == 0:
         problems.append("data.vsr.decoding.val_method 'beam_lm' with lm_weight 0 is plain beam: set lm_weight > 0 "
                         "or val_method: beam")

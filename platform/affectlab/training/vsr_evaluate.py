@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jiwer
@@ -79,7 +79,7 @@ def _utterance_rows(task: Any, model: Any, lm: Any, batch: dict[str, Any], raw: 
     hyps = transcribe(model, batch["video"], batch["mask"], vocab=task.vocab,
                       method="greedy" if method == "greedy" else "beam", beam_width=d.beam_width, lm=lm,
                       lm_weight=d.lm_weight if method == "beam_lm" else 0.0, length_penalty=d.length_penalty,
-                      extra_steps=d.extra_steps)
+                      extra_steps=d.extra_steps, ctc_weight=d.ctc_weight)
     refs = task.texts(batch["tokens"], batch["token_lengths"])
     rows = []
     for sid, ref, hyp, frames in zip(raw["sample_id"], refs, hyps, batch["frames"].tolist(), strict=True):
@@ -109,15 +109,44 @@ def _check_speakers(run: str, result: dict[str, Any], part: str, drawn: Sequence
                            f"the run's ({sorted(stored)}); the preprocessed data or the card's split changed")
 
 
+def _with_decoding(config: Any, decoding: Mapping[str, Any], run: str) -> Any:
+    """The run's config with ``data.vsr.decoding`` settings replaced (validated like a config file).
+
+    Raises:
+        ConfigError: An unknown key or a bad value (named), or a problem of the whole config
+            (``ctc_weight`` without the CTC head).
+    """
+    from pydantic import ValidationError
+
+    from affectlab.training.vsr_config import VsrDecoding, vsr_problems
+
+    try:
+        merged = VsrDecoding.model_validate({**config.data.vsr.decoding.model_dump(), **decoding})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{run}: decoding settings: {problems}") from None
+    vsr = config.data.vsr.model_copy(update={"decoding": merged})
+    config = config.model_copy(update={"data": config.data.model_copy(update={"vsr": vsr})})
+    problems = [p for p in vsr_problems(config) if "decoding" in p]
+    if problems:
+        raise ConfigError(f"{run}: " + "; ".join(problems))
+    return config
+
+
 def evaluate_vsr(run: str, *, part: str = "test", methods: Sequence[str] = METHODS, batch_size: int | None = None,
+                 decoding: Mapping[str, Any] | None = None,
                  progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Decode ``part`` of stage-3 run ``run`` with each method and write the outputs (module docstring).
+
+    ``decoding``: settings of ``data.vsr.decoding`` to use instead of the run's (e.g. ``{"ctc_weight":
+    0.3}``); the summary records the settings used.
 
     Returns:
         The rows written to ``<run>/evaluation/<part>.parquet``.
 
     Raises:
-        ConfigError: Not a stage-3 run, an unknown part or method, or no LM recorded.
+        ConfigError: Not a stage-3 run, an unknown part or method, no LM recorded, or a bad
+            ``decoding`` setting (names the key).
         DatasetError: The part has no clip, or its speakers differ from the run's.
     """
     from affectlab.training.runners import build_modules, shard_batches, torch_threads
@@ -131,6 +160,8 @@ def evaluate_vsr(run: str, *, part: str = "test", methods: Sequence[str] = METHO
     if unknown or not methods:
         raise ConfigError(f"methods={list(methods)!r}: choose among {', '.join(METHODS)}")
     config, result = _run(run)
+    if decoding:
+        config = _with_decoding(config, decoding, run)
     lm_uri = (result.get("pieces") or {}).get("lm")
     if not lm_uri:
         raise ConfigError(f"{run}: result.json records no LM run (pieces.lm); it is needed for lm_score and beam_lm")

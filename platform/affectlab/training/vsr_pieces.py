@@ -85,51 +85,51 @@ def load_piece(uri: str, *, task: str, key: str = "data.vsr.init") -> Piece:
     return Piece(run, config, model)
 
 
-def _lm_of(visual_run: str) -> str | None:
-    """The LM the visual-pretraining run started from (its recorded pieces, else its config)."""
-    config = _stage_config(visual_run, "vsr_visual", "data.vsr.init")
-    result_uri = storage.join(visual_run, "result.json")
+def _lm_of(run: str) -> str | None:
+    """The LM a stage-2 or stage-3 run used: its recorded pieces, else (a stage-2 run started
+    from the LM) its ``data.vsr.init``."""
+    result_uri = storage.join(run, "result.json")
     if storage.exists(result_uri):
         lm = (json.loads(storage.read_text(result_uri)).get("pieces") or {}).get("lm")
         if lm:
             return lm
-    init = config.data.vsr.init
-    return None if init is None else storage.absolute(init)
+    init = _run_config(run, "data.vsr.init").data.vsr.init
+    if init is None or _run_config(run_dir(init)[0], "data.vsr.init").data.task != "vsr_lm":
+        return None
+    return run_dir(init)[0]
 
 
 def resolve_pieces(config: Any) -> dict[str, str]:
     """Absolute URIs of the runs a stage starts from: ``{"lm": ...}`` for stage 2 started from the
-    LM, ``{"visual": ..., "lm": ...}`` for stage 2 going on from an earlier stage-2 run (a
-    curriculum step) and for stage 3 (the LM: ``data.vsr.lm``, else the visual run's own LM); {}
-    for stage 1.
+    LM; ``{"visual": ..., "lm": ...}`` for stage 3, and for stage 2 going on from an earlier
+    stage-2 run (a curriculum step); ``{"lipreader": ..., "lm": ...}`` for stage 3 going on from
+    an earlier stage-3 run; {} for stage 1. The LM is the init run's own (stage 3: unless
+    ``data.vsr.lm`` names one).
 
     Raises:
         DatasetError: A named run does not exist.
         ConfigError: A named run trained another stage, or no LM is known.
     """
     s, task = config.data.vsr, config.data.task
-    if task == "vsr_visual":
-        init = run_dir(s.init)[0]
-        init_task = _run_config(init, "data.vsr.init").data.task
-        if init_task == "vsr_visual":  # a curriculum step: go on from an earlier visual pretraining
-            lm = _lm_of(init)
-            if lm is None:
-                raise ConfigError(f"data.vsr.init={s.init}: that visual-pretraining run names no LM")
-            return {"visual": init, "lm": lm}
-        if init_task != "vsr_lm":
-            raise ConfigError(f"data.vsr.init={s.init}: that run trained data.task {init_task!r}; stage 2 needs "
-                              "a 'vsr_lm' run (or a 'vsr_visual' run to go on from, e.g. a word-curriculum step)")
-        return {"lm": init}
-    if task != "vsr":
+    if task not in ("vsr_visual", "vsr"):
         return {}
-    visual = run_dir(s.init)[0]
-    lm = _lm_of(visual)  # also checks that the init run is a stage-2 run
-    if s.lm is not None:
+    init = run_dir(s.init)[0]
+    init_task = _run_config(init, "data.vsr.init").data.task
+    previous, name = ("vsr_lm", "stage 2") if task == "vsr_visual" else ("vsr_visual", "stage 3")
+    if init_task not in (previous, task):
+        raise ConfigError(f"data.vsr.init={s.init}: that run trained data.task {init_task!r}; {name} needs a "
+                          f"{previous!r} run (or a {task!r} run to go on from, e.g. a word-curriculum step)")
+    if init_task == "vsr_lm":
+        return {"lm": init}
+    # stage 3 from stage 2, or a curriculum step going on from a run of its own stage
+    pieces = {"visual" if init_task == "vsr_visual" else "lipreader": init}
+    lm = _lm_of(init)
+    if s.lm is not None and task == "vsr":
         _stage_config(s.lm, "vsr_lm", "data.vsr.lm")
         lm = run_dir(s.lm)[0]
     if lm is None:
         raise ConfigError(f"data.vsr.init={s.init}: that run names no LM; set data.vsr.lm")
-    return {"visual": visual, "lm": lm}
+    return {**pieces, "lm": lm}
 
 
 def check_sizes(piece: Piece, model_cfg: Any, fields: tuple[str, ...], what: str) -> None:

@@ -8,17 +8,18 @@ stage-3 sweep, a ``space`` and a ``tune`` section::
       stages: {lm: vsr_lm.yaml, visual: vsr_visual.yaml, lipreader: vsr_integrate.yaml}
       overrides: {lm: [training.max_epochs=60], visual: [], lipreader: []}   # optional, key=value
       evaluate: test                    # the part decoded at the end (greedy, beam, beam + LM)
-      curriculum: [1, 3]                # optional: stage 2 first on single words, then 3-word runs
+      curriculum: [1, 3]                # optional: stages 2 and 3 first on single words, then 3-word runs
     space: {...}                        # optional: stage 3 as an Optuna + ASHA sweep (--sweep)
     tune: {...}
 
 :func:`run_vsr_pipeline` trains the stages in order under ``<out>/lm``, ``<out>/visual`` and
 ``<out>/lipreader``, each naming the previous stage's output in ``data.vsr.init`` (the chaining
 a user does by hand with three ``affectlab train`` commands). ``curriculum`` (the word
-curriculum of Chung et al., 2017) puts stage-2 steps before ``<out>/visual``: for each K,
-``<out>/visual-w<K>`` trains the visual stage file with ``data.vsr.max_words=K`` (every run of K
-words of each clip, cut at its word timings), each step going on from the previous one, and
-the whole-clip stage 2 goes on from the last step. With ``sweep`` the third stage is
+curriculum of Chung et al., 2017) puts steps before the whole-clip stages 2 and 3: for each K,
+``<out>/visual-w<K>`` (before ``<out>/visual``) and ``<out>/lipreader-w<K>`` (before
+``<out>/lipreader``) train that stage's file with ``data.vsr.max_words=K`` (every run of K words
+of each train and val clip, cut at its word timings), each run going on from the previous one.
+With ``sweep`` the third stage is
 a sweep into ``<out>/lipreader-sweep`` and its best trial is decoded. A stage whose output
 already holds a ``result.json`` is kept (the job can be resubmitted after a failure and goes
 on from the first unfinished stage); a stage that was interrupted mid-training is restarted
@@ -65,10 +66,13 @@ class VsrPipeline:
                 *([f"data.vsr.init={init}"] if init else []), *self.overrides[stage]]
 
     def steps(self) -> list[tuple[str, str, list[str]]]:
-        """The runs in order: (output name, stage, extra overrides); the curriculum's stage-2 steps
-        (``visual-w<K>``, ``data.vsr.max_words=K``) come before the whole-clip ``visual``."""
-        words = [(f"visual-w{k}", "visual", [f"data.vsr.max_words={k}"]) for k in self.curriculum]
-        return [("lm", "lm", []), *words, ("visual", "visual", []), ("lipreader", "lipreader", [])]
+        """The runs in order: (output name, stage, extra overrides); the curriculum's steps
+        (``<stage>-w<K>``, ``data.vsr.max_words=K``) come before the whole-clip stages 2 and 3."""
+        def words(stage: str) -> list[tuple[str, str, list[str]]]:
+            return [(f"{stage}-w{k}", stage, [f"data.vsr.max_words={k}"]) for k in self.curriculum]
+
+        return [("lm", "lm", []), *words("visual"), ("visual", "visual", []), *words("lipreader"),
+                ("lipreader", "lipreader", [])]
 
 
 @dataclass
@@ -210,7 +214,7 @@ def run_vsr_pipeline(pipeline: VsrPipeline, out: str, *, sweep: bool = False, re
     steps = pipeline.steps()
     for number, (name, stage, extra) in enumerate(steps, start=1):
         where = f"stage {number}/{len(steps)} {name}"
-        if stage == "lipreader" and sweep:
+        if name == "lipreader" and sweep:
             sweep_out = storage.join(out, "lipreader-sweep")
             spec = stage_sweep(pipeline, previous or "")
             result.runs[stage] = _run_stage_sweep(spec, sweep_out, echo, where)

@@ -1,4 +1,5 @@
-"""Lip-reading decoding: greedy, beam search with an external LM, length normalisation, batching."""
+"""Lip-reading decoding: greedy, beam search with an external LM, length normalisation, batching, joint
+CTC / attention decoding with its CTC prefix scores."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from affectlab.models import build_model
 from affectlab.models.vsr_decoding import (
     Hypothesis, beam_search, ctc_greedy, decoder_scorer, greedy_decode, lm_scorer, transcribe,
 )
-from affectlab.models.vsr_vocab import BLANK_ID, EOS_ID, CharVocab
+from affectlab.models.vsr_ctc_prefix import CTCPrefixScorer
+from affectlab.models.vsr_vocab import BLANK_ID, EOS_ID, PAD_ID, SOS_ID, CharVocab
 
 VOCAB = CharVocab()
 MICRO = {"input_size": 16, "widths": (4, 4, 8, 8, 8), "d_model": 16, "num_heads": 2, "d_ff": 32, "num_layers": 1,
@@ -139,3 +141,70 @@ def test_bad_decoding_options_are_named() -> None:
     reader, _ = _models()
     with pytest.raises(ConfigError, match="method='sampling'.*greedy, beam"):
         transcribe(reader, *_clips(), vocab=VOCAB, method="sampling")
+
+
+# -- joint CTC / attention decoding -----------------------------------------------------------------
+
+
+def _ctc_log_probs(batch: int, frames: int, seed: int = 0) -> torch.Tensor:
+    """Random per-frame log-probabilities over the blank and the characters (specials never emitted)."""
+    logits = torch.randn(batch, frames, VOCAB.size, generator=torch.Generator().manual_seed(seed)) * 2
+    logits[..., [PAD_ID, SOS_ID, EOS_ID]] = float("-inf")
+    return torch.log_softmax(logits, dim=-1)
+
+
+def _walk(scorer: CTCPrefixScorer, row: int, text: str) -> tuple[float, list[torch.Tensor]]:
+    """Feed ``text`` + EOS one token per call; the summed increments and each call's output."""
+    prefix, total, outs = torch.tensor([[SOS_ID]]), 0.0, []
+    for token in [*VOCAB.encode(text), EOS_ID]:
+        out = scorer(prefix, torch.tensor([row]))
+        outs.append(out[0])
+        total += float(out[0, token])
+        prefix = torch.cat([prefix, torch.tensor([[token]])], dim=1)
+    return total, outs
+
+
+@pytest.mark.parametrize(("row", "text"), [(0, "hello"), (0, "aab"), (1, "ab")])
+def test_ctc_prefix_scores_sum_to_the_ctc_log_likelihood(row: int, text: str) -> None:
+    """Summed over a transcript and its EOS, the increments are log p_ctc(text) (torch's CTC loss),
+    padded frames of the shorter clip included; at each step the next-token probabilities (EOS:
+    the prefix is the whole output) add up to the prefix's own, so the increments normalise."""
+    log_probs, lengths = _ctc_log_probs(2, 12), torch.tensor([12, 7])
+    total, outs = _walk(CTCPrefixScorer(log_probs, lengths), row, text)
+    expected = -torch.nn.functional.ctc_loss(log_probs[row:row + 1].transpose(0, 1), torch.tensor([VOCAB.encode(text)]),
+                                             lengths[row:row + 1], torch.tensor([len(text)]), blank=BLANK_ID,
+                                             reduction="sum")
+    assert total == pytest.approx(float(expected), abs=1e-4)
+    for out in outs:
+        assert float(torch.logsumexp(out, dim=0)) == pytest.approx(0.0, abs=1e-4)
+        assert torch.isinf(out[[PAD_ID, SOS_ID, BLANK_ID]]).all()
+
+
+def test_ctc_prefix_scorer_refuses_a_prefix_it_did_not_extend() -> None:
+    scorer = CTCPrefixScorer(_ctc_log_probs(1, 5))
+    scorer(torch.tensor([[SOS_ID]]), torch.tensor([0]))
+    with pytest.raises(ValueError, match=r"does not extend a prefix of the previous call"):
+        scorer(torch.tensor([[SOS_ID, *VOCAB.encode("ab")]]), torch.tensor([0]))
+
+
+def test_joint_decoding_follows_the_ctc_head_and_weight_zero_is_the_decoder_alone() -> None:
+    """A lip reader whose CTC head is planted to say 'bat' frame by frame: with ctc_weight 1 beam
+    search reads 'bat' whatever the (random) decoder says; with 0 it reads the plain decoder."""
+    reader = build_model("vsr_lip_reader", **MICRO, ctc_head=True).eval()
+    video, mask = _clips()
+    plain = transcribe(reader, video, mask, vocab=VOCAB, beam_width=3, extra_steps=3)
+    zero = transcribe(reader, video, mask, vocab=VOCAB, beam_width=3, extra_steps=3, ctc_weight=0.0)
+    assert [h.text for h in zero] == [h.text for h in plain]
+    planted = torch.full((3, 4, VOCAB.size), -20.0)
+    for b, n in enumerate(mask.sum(dim=1).tolist()):
+        for t, token in enumerate([*VOCAB.encode("bat"), BLANK_ID][:n]):
+            planted[b, t, token] = 20.0
+    reader.ctc_logits = lambda memory: planted[:, :memory.shape[1]]  # the planted head (an instance attribute)
+    joint = transcribe(reader, video, mask, vocab=VOCAB, beam_width=3, extra_steps=3, ctc_weight=1.0)
+    assert [h.text for h in joint] == ["bat", "ba", "bat"]  # clip 2 has 2 frames: at most 2 characters
+    mixed = transcribe(reader, video, mask, vocab=VOCAB, beam_width=3, extra_steps=3, ctc_weight=0.5)
+    assert [h.text for h in mixed] == ["bat", "ba", "bat"]
+    with pytest.raises(ConfigError, match=r"ctc_weight=0.3 needs the lip reader's CTC head"):
+        transcribe(_models()[0], video, mask, vocab=VOCAB, ctc_weight=0.3)
+    with pytest.raises(ConfigError, match=r"ctc_weight=1.5: must be a number in \[0, 1\]"):
+        transcribe(reader, video, mask, vocab=VOCAB, ctc_weight=1.5)

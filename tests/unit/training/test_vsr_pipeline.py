@@ -68,15 +68,16 @@ def test_a_bad_pipeline_file_is_named_before_anything_trains(tmp_path: Path, edi
         load_pipeline(str(_copy(tmp_path, edit, **stages)))
 
 
-def test_the_word_curriculum_puts_stage_2_steps_before_the_whole_clips(tmp_path: Path) -> None:
+def test_the_word_curriculum_puts_steps_before_the_whole_clip_stages_2_and_3(tmp_path: Path) -> None:
     pipeline = load_pipeline(str(_copy(tmp_path, {"curriculum": [1, 3]})), ["visual:data.vsr.max_words=5"])
     assert [(name, stage) for name, stage, _ in pipeline.steps()] == [
-        ("lm", "lm"), ("visual-w1", "visual"), ("visual-w3", "visual"), ("visual", "visual"), ("lipreader", "lipreader")]
+        ("lm", "lm"), ("visual-w1", "visual"), ("visual-w3", "visual"), ("visual", "visual"),
+        ("lipreader-w1", "lipreader"), ("lipreader-w3", "lipreader"), ("lipreader", "lipreader")]
     words = {name: parse_experiment(pipeline.stage_docs[stage], source=stage,
                                     overrides=[*pipeline.stage_overrides(stage, "runs/prev"), *extra]).base
              for name, stage, extra in pipeline.steps() if stage == "visual"}
     assert [words[n].data.vsr.max_words for n in ("visual-w1", "visual-w3", "visual")] == [1, 3, 5]  # the step wins
-    assert load_pipeline(str(_copy(tmp_path, {"curriculum": []}))).steps()[1][0] == "visual"
+    assert [n for n, _, _ in load_pipeline(str(_copy(tmp_path, {"curriculum": []}))).steps()] == list(STAGES)
 
 
 def test_a_bad_override_names_the_stage_or_the_stage_file(tmp_path: Path) -> None:

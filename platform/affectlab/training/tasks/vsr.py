@@ -265,20 +265,28 @@ class IntegrationTask(VsrTask):
 
     def build_modules(self, model_name: str, model_kwargs: dict[str, Any]) -> dict[str, nn.Module]:
         """The lip reader with stage 2's visual module (and GRU) and the LM's decoder, fresh
-        cross-attention; without ``ctc_weight`` the CTC head (if any) is frozen (it gets no gradient)."""
+        cross-attention, or going on from an earlier stage-3 run (``pieces["lipreader"]``, a
+        curriculum step) all of that run's weights; without ``ctc_weight`` the CTC head (if any)
+        is frozen (it gets no gradient)."""
         from affectlab.training.vsr_pieces import check_sizes, load_piece
 
         modules = super().build_modules(model_name, model_kwargs)
         model = modules["model"]
         if not isinstance(model, LipReader):
             raise TypeError(f"data.task 'vsr' trains a LipReader, got {type(model).__name__}")
-        visual = None
-        if "visual" in self.pieces:
-            piece = load_piece(self.pieces["visual"], task="vsr_visual")
-            fields = VISUAL_FIELDS + (("gru_hidden", "generator_residual") if model.generator is not None else ())
-            check_sizes(piece, self.model_cfg, fields, "visual pretraining")
-            visual = piece.model
-        model.load_pieces(visual=visual, lm=self.load_lm() if "lm" in self.pieces else None)
+        if "lipreader" in self.pieces:
+            piece = load_piece(self.pieces["lipreader"], task="vsr")
+            fields = VISUAL_FIELDS + DECODER_FIELDS + ("gru_hidden", "generator_residual", "ctc_head")
+            check_sizes(piece, self.model_cfg, tuple(dict.fromkeys(fields)), "lip reading")
+            model.load_state_dict(piece.model.state_dict())
+        else:
+            visual = None
+            if "visual" in self.pieces:
+                piece = load_piece(self.pieces["visual"], task="vsr_visual")
+                fields = VISUAL_FIELDS + (("gru_hidden", "generator_residual") if model.generator is not None else ())
+                check_sizes(piece, self.model_cfg, fields, "visual pretraining")
+                visual = piece.model
+            model.load_pieces(visual=visual, lm=self.load_lm() if "lm" in self.pieces else None)
         if model.generator is not None and self.settings.ctc_weight == 0:
             model.generator.requires_grad_(False)
         return modules
@@ -314,7 +322,7 @@ class IntegrationTask(VsrTask):
         return transcribe(model, batch["video"], batch["mask"], vocab=self.vocab,
                           method="greedy" if method == "greedy" else "beam", beam_width=d.beam_width, lm=lm,
                           lm_weight=d.lm_weight if method == "beam_lm" else 0.0, length_penalty=d.length_penalty,
-                          extra_steps=d.extra_steps)
+                          extra_steps=d.extra_steps, ctc_weight=d.ctc_weight)
 
     @torch.no_grad()
     def evaluate(self, modules: dict[str, nn.Module], batches: Iterable[Batch], device: str, *,
