@@ -81,16 +81,17 @@ def pipeline_out(corpus: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = _pipeline(root, corpus)
     assert done.exit_code == 0, done.output
     assert "beam_lm " in done.output and f"report: {root}/report/index.html" in done.output
-    assert "stage 1/5 lm: epoch 1: train_loss=" in done.output  # progress per epoch
-    assert "stage 2/5 visual-w1: epoch 2: train_loss=" in done.output  # the shipped word curriculum: [1]
-    assert "stage 4/5 lipreader-w1: epoch 3: train_loss=" in done.output
-    assert "stage 5/5 lipreader: epoch 3: train_loss=" in done.output
+    assert "stage 1/6 lm: epoch 1: train_loss=" in done.output  # progress per epoch
+    assert "stage 2/6 visual-w1: epoch 2: train_loss=" in done.output  # the shipped word curriculum
+    assert "stage 5/6 lipreader-w3: epoch 3: train_loss=" in done.output
+    assert "stage 6/6 lipreader: epoch 3: train_loss=" in done.output
     return root
 
 
 @pytest.fixture(scope="module")
 def stages(pipeline_out: Path) -> dict[str, str]:
-    return {name: str(pipeline_out / name) for name in ("lm", "visual-w1", "visual", "lipreader-w1", "lipreader")}
+    return {name: str(pipeline_out / name)
+            for name in ("lm", "visual-w1", "visual", "lipreader-w1", "lipreader-w3", "lipreader")}
 
 
 def _result(run: str) -> dict:
@@ -109,7 +110,8 @@ def test_each_stage_names_the_previous_run_and_the_lm_reads_training_transcripts
     assert words["clips"] == {"train": sum(n_words), "val": sum(n_words[:4]), "test": 4}
     assert visual["clips"] == lm["clips"]
     assert _result(stages["lipreader-w1"])["pieces"] == {"visual": stages["visual"], "lm": stages["lm"]}  # LM via stage 2
-    assert lipreader["pieces"] == {"lipreader": stages["lipreader-w1"], "lm": stages["lm"]}
+    assert _result(stages["lipreader-w3"])["pieces"] == {"lipreader": stages["lipreader-w1"], "lm": stages["lm"]}
+    assert lipreader["pieces"] == {"lipreader": stages["lipreader-w3"], "lm": stages["lm"]}
     history = pd.read_parquet(Path(stages["lm"], "history.parquet"))
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0] - 0.5
     for result in (visual, lipreader):
@@ -153,7 +155,7 @@ def test_the_pipeline_run_again_keeps_the_finished_stages(corpus: str, pipeline_
     before = {stage: (pipeline_out / stage / "best_model.pt").stat().st_mtime_ns for stage in ("lm", "visual", "lipreader")}
     again = _pipeline(pipeline_out, corpus)
     assert again.exit_code == 0, again.output
-    assert again.output.count("kept the finished run") == 5 and '"ran_now": []' in again.output
+    assert again.output.count("kept the finished run") == 6 and '"ran_now": []' in again.output
     assert before == {stage: (pipeline_out / stage / "best_model.pt").stat().st_mtime_ns for stage in before}
     summary = json.loads((pipeline_out / "pipeline.json").read_text())
     assert summary["evaluated"] == str(pipeline_out / "lipreader") and set(summary["summary"]) == {"greedy", "beam", "beam_lm"}
@@ -167,13 +169,24 @@ def test_evaluate_decodes_jointly_with_the_ctc_head_on_request(pipeline_out: Pat
 
     run = tmp_path / "lipreader"  # a copy: the other tests read the pipeline's own evaluation
     shutil.copytree(pipeline_out / "lipreader", run)
-    done = CliRunner().invoke(cli, ["evaluate", str(run), "--decode", "ctc_weight=0.5", "--decode", "beam_width=2"])
+    other_lm = tmp_path / "lm"  # another LM run (here a copy of the pipeline's)
+    shutil.copytree(pipeline_out / "lm", other_lm)
+    done = CliRunner().invoke(cli, ["evaluate", str(run), "--decode", "ctc_weight=0.5", "--decode", "beam_width=2",
+                                    "--lm", str(other_lm)])
     assert done.exit_code == 0, done.output
     rows, summary = load_vsr_evaluation(str(run))
     assert summary["decoding"]["ctc_weight"] == 0.5 and summary["decoding"]["beam_width"] == 2
+    assert summary["lm"] == str(other_lm)
+    from affectlab.reporting.vsr import comparison_table
+
+    assert comparison_table([str(run)])["MODEL"].tolist() == [
+        "visual-only, greedy, joint CTC 0.5, `tiny`", "beam 2, joint CTC 0.5, `tiny`",
+        "beam 2 + LM (weight 0.5), joint CTC 0.5, `tiny`"]
     assert rows.groupby("method").size().to_dict() == {"beam": 4, "beam_lm": 4, "greedy": 4}
     bad = CliRunner().invoke(cli, ["evaluate", str(run), "--decode", "ctc_wieght=0.5"])
     assert bad.exit_code != 0 and "decoding settings: ctc_wieght: Extra inputs are not permitted" in bad.output
+    not_an_lm = CliRunner().invoke(cli, ["evaluate", str(run), "--lm", str(pipeline_out / "visual")])
+    assert not_an_lm.exit_code != 0 and "that run trained data.task 'vsr_visual'" in not_an_lm.output
 
 
 def test_the_test_speakers_are_decoded_greedy_beam_and_beam_with_lm(stages: dict[str, str]) -> None:

@@ -21,10 +21,12 @@ from affectlab.cli.common import num_cpus_option, verbose_option
 @click.option("--decode", "decode", multiple=True, metavar="KEY=VALUE",
               help="Lip reading: override one data.vsr.decoding setting of the run for this evaluation "
                    "(repeatable), e.g. --decode ctc_weight=0.3 --decode beam_width=12.")
+@click.option("--lm", "lm", default=None, metavar="RUN",
+              help="Lip reading: score and decode with this stage-1 LM run instead of the run's own (same sizes).")
 @num_cpus_option
 @verbose_option
-def command(run: str, checkpoints: str, split: str, batch_size: int, decode: tuple[str, ...], num_cpus: int | None,
-            verbose: bool) -> None:
+def command(run: str, checkpoints: str, split: str, batch_size: int, decode: tuple[str, ...], lm: str | None,
+            num_cpus: int | None, verbose: bool) -> None:
     """Evaluate every saved checkpoint of a GAN run (data.task gan_au / gan_va / gan_au_va) in parallel Ray tasks,
     or decode a lip reading run's test speakers (data.task vsr: greedy, beam, beam + LM; --split test or train).
 
@@ -38,7 +40,8 @@ def command(run: str, checkpoints: str, split: str, batch_size: int, decode: tup
     from affectlab.training.vsr_evaluate import evaluate_vsr, is_vsr_run, load_vsr_evaluation
 
     if is_vsr_run(run):  # lip reading: one pass over the test speakers, no checkpoints to choose
-        evaluate_vsr(run, part=split, decoding=_key_values(decode), progress=lambda line: click.echo(line, err=True))
+        evaluate_vsr(run, part=split, decoding=_key_values(decode), lm=lm,
+                     progress=lambda line: click.echo(line, err=True))
         click.echo(json.dumps(load_vsr_evaluation(run, split)[1]["methods"], indent=2))
         click.echo(f"outputs: {run}/evaluation/{split}.parquet, {run}/evaluation/{split}_summary.json")
         return

@@ -52,7 +52,8 @@ def _label(run: str, method: str, summary: dict[str, Any]) -> str:
     size = ((config.get("model") or {}).get("kwargs") or {}).get("size", "custom")
     decoding = summary.get("decoding") or {}
     text = METHOD_LABELS[method].format(beam=decoding.get("beam_width", "?"), lm=decoding.get("lm_weight", "?"))
-    return f"{text}, `{size}`"
+    joint = f", joint CTC {decoding['ctc_weight']:g}" if decoding.get("ctc_weight") else ""
+    return f"{text}{joint}, `{size}`"
 
 
 def comparison_table(runs: list[str], part: str = "test") -> pd.DataFrame:

@@ -243,6 +243,8 @@ def transcribed_clips(config: ExperimentConfig, vocab: CharVocab) -> tuple[Split
             if max_words and part != "test":
                 if not timings.get(sid):
                     raise DatasetError(f"{sid}: no word timings (data.vsr.max_words needs them)")
+                if not rates.get(sid):
+                    raise DatasetError(f"{sid}: no frame rate in {MOUTH_SET} (data.vsr.max_words needs it)")
                 pieces, outside = word_segments(pieces[0], timings[sid], float(rates[sid]), max_words, vocab)
         except DatasetError as exc:
             problems.append(str(exc))

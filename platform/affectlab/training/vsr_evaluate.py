@@ -134,12 +134,13 @@ def _with_decoding(config: Any, decoding: Mapping[str, Any], run: str) -> Any:
 
 
 def evaluate_vsr(run: str, *, part: str = "test", methods: Sequence[str] = METHODS, batch_size: int | None = None,
-                 decoding: Mapping[str, Any] | None = None,
+                 decoding: Mapping[str, Any] | None = None, lm: str | None = None,
                  progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Decode ``part`` of stage-3 run ``run`` with each method and write the outputs (module docstring).
 
     ``decoding``: settings of ``data.vsr.decoding`` to use instead of the run's (e.g. ``{"ctc_weight":
-    0.3}``); the summary records the settings used.
+    0.3}``); ``lm``: another stage-1 LM run for ``lm_score`` and beam + LM instead of the run's own
+    (``pieces.lm``; same decoder sizes); the summary records the settings and the LM used.
 
     Returns:
         The rows written to ``<run>/evaluation/<part>.parquet``.
@@ -162,7 +163,7 @@ def evaluate_vsr(run: str, *, part: str = "test", methods: Sequence[str] = METHO
     config, result = _run(run)
     if decoding:
         config = _with_decoding(config, decoding, run)
-    lm_uri = (result.get("pieces") or {}).get("lm")
+    lm_uri = (result.get("pieces") or {}).get("lm") if lm is None else storage.absolute(lm)
     if not lm_uri:
         raise ConfigError(f"{run}: result.json records no LM run (pieces.lm); it is needed for lm_score and beam_lm")
     data = load_vsr_data(config, in_process=True)
@@ -174,7 +175,7 @@ def evaluate_vsr(run: str, *, part: str = "test", methods: Sequence[str] = METHO
     model.load_state_dict(torch.load(io.BytesIO(storage.read_bytes(storage.join(run, "best_model.pt"))),
                                      map_location="cpu", weights_only=True))
     model.eval()
-    lm = task.load_lm()
+    lm_model = task.load_lm()
     subjects = {c.sample_id: c.subject for c in data.clips[part]}
     rows: list[dict[str, Any]] = []
     seconds = {m: 0.0 for m in methods}
@@ -183,7 +184,7 @@ def evaluate_vsr(run: str, *, part: str = "test", methods: Sequence[str] = METHO
             batch = task.to_device(raw, "cpu")
             for method in methods:
                 started = time.perf_counter()
-                rows += _utterance_rows(task, model, lm, batch, raw, method, subjects)
+                rows += _utterance_rows(task, model, lm_model, batch, raw, method, subjects)
                 seconds[method] += time.perf_counter() - started
             if progress is not None:
                 progress(f"decoded {len(rows) // len(methods)}/{len(subjects)} utterances")

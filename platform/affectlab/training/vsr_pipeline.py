@@ -8,17 +8,18 @@ stage-3 sweep, a ``space`` and a ``tune`` section::
       stages: {lm: vsr_lm.yaml, visual: vsr_visual.yaml, lipreader: vsr_integrate.yaml}
       overrides: {lm: [training.max_epochs=60], visual: [], lipreader: []}   # optional, key=value
       evaluate: test                    # the part decoded at the end (greedy, beam, beam + LM)
-      curriculum: [1, 3]                # optional: stages 2 and 3 first on single words, then 3-word runs
+      curriculum: {visual: [1], lipreader: [1, 3]}   # optional word curriculum per stage (a list: both)
     space: {...}                        # optional: stage 3 as an Optuna + ASHA sweep (--sweep)
     tune: {...}
 
 :func:`run_vsr_pipeline` trains the stages in order under ``<out>/lm``, ``<out>/visual`` and
 ``<out>/lipreader``, each naming the previous stage's output in ``data.vsr.init`` (the chaining
 a user does by hand with three ``affectlab train`` commands). ``curriculum`` (the word
-curriculum of Chung et al., 2017) puts steps before the whole-clip stages 2 and 3: for each K,
-``<out>/visual-w<K>`` (before ``<out>/visual``) and ``<out>/lipreader-w<K>`` (before
-``<out>/lipreader``) train that stage's file with ``data.vsr.max_words=K`` (every run of K words
-of each train and val clip, cut at its word timings), each run going on from the previous one.
+curriculum of Chung et al., 2017) puts steps before the whole-clip stages 2 and 3: for each K
+listed for a stage (a list applies to both), ``<out>/visual-w<K>`` (before ``<out>/visual``) or
+``<out>/lipreader-w<K>`` (before ``<out>/lipreader``) trains that stage's file with
+``data.vsr.max_words=K`` (every run of K words of each train and val clip, cut at its word
+timings), each run going on from the previous one.
 With ``sweep`` the third stage is
 a sweep into ``<out>/lipreader-sweep`` and its best trial is decoded. A stage whose output
 already holds a ``result.json`` is kept (the job can be resubmitted after a failure and goes
@@ -58,7 +59,7 @@ class VsrPipeline:
     evaluate: str = "test"
     space: dict[str, Any] | None = None
     tune: dict[str, Any] | None = None
-    curriculum: tuple[int, ...] = ()
+    curriculum: dict[str, tuple[int, ...]] = field(default_factory=dict)  # stage (visual, lipreader) -> word counts
 
     def stage_overrides(self, stage: str, init: str | None) -> list[str]:
         """Overrides of ``stage``: ``data.features``, ``data.vsr.init`` (the previous stage), its own."""
@@ -69,7 +70,7 @@ class VsrPipeline:
         """The runs in order: (output name, stage, extra overrides); the curriculum's steps
         (``<stage>-w<K>``, ``data.vsr.max_words=K``) come before the whole-clip stages 2 and 3."""
         def words(stage: str) -> list[tuple[str, str, list[str]]]:
-            return [(f"{stage}-w{k}", stage, [f"data.vsr.max_words={k}"]) for k in self.curriculum]
+            return [(f"{stage}-w{k}", stage, [f"data.vsr.max_words={k}"]) for k in self.curriculum.get(stage, ())]
 
         return [("lm", "lm", []), *words("visual"), ("visual", "visual", []), *words("lipreader"),
                 ("lipreader", "lipreader", [])]
@@ -125,11 +126,7 @@ def parse_pipeline(doc: Mapping[str, Any], *, source: str, overrides: Iterable[s
     features = spec.get("features")
     if features is not None and not isinstance(features, str):
         raise ConfigError(f"{source}: pipeline.features must be a path or URI, got {features!r}")
-    curriculum = spec.get("curriculum") or []
-    if not isinstance(curriculum, list) or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1
-                                                   for k in curriculum) or curriculum != sorted(set(curriculum)):
-        raise ConfigError(f"{source}: pipeline.curriculum={curriculum!r}: a rising list of word counts >= 1 "
-                          "(e.g. [1, 3]: stage 2 on single words, then on 3-word runs, then on whole clips)")
+    curriculum = _curriculum(spec.get("curriculum"), source)
     file_overrides = spec.get("overrides") or {}
     if not isinstance(file_overrides, Mapping) or any(k not in STAGES for k in file_overrides):
         raise ConfigError(f"{source}: pipeline.overrides: a mapping from stage ({', '.join(STAGES)}) to key=value lists")
@@ -151,7 +148,7 @@ def parse_pipeline(doc: Mapping[str, Any], *, source: str, overrides: Iterable[s
             raise ConfigError(f"{source}: pipeline.stages.{stage}: {sources[stage]} does not exist")
         docs[stage] = load_yaml(sources[stage])
     pipeline = VsrPipeline(source, docs, sources, per_stage, features, evaluate,
-                           doc.get("space"), doc.get("tune"), tuple(curriculum))
+                           doc.get("space"), doc.get("tune"), curriculum)
     init = "<previous stage>"
     for _, stage, extra in pipeline.steps():
         config = parse_experiment(docs[stage], source=sources[stage],
@@ -163,6 +160,35 @@ def parse_pipeline(doc: Mapping[str, Any], *, source: str, overrides: Iterable[s
     if (pipeline.space is None) != (pipeline.tune is None):
         raise ConfigError(f"{source}: a stage-3 sweep needs both `space` and `tune` sections")
     return pipeline
+
+
+CURRICULUM_STAGES = ("visual", "lipreader")
+
+
+def _curriculum(value: Any, source: str) -> dict[str, tuple[int, ...]]:
+    """``pipeline.curriculum``: a list of word counts for stages 2 and 3, or a mapping per stage.
+
+    Raises:
+        ConfigError: Not a rising list of word counts >= 1, or a mapping key that is not a stage
+            with a curriculum (names the valid ones).
+    """
+    if value is None:
+        return {}
+    lists = value if isinstance(value, Mapping) else {stage: value for stage in CURRICULUM_STAGES}
+    bad = [k for k in lists if k not in CURRICULUM_STAGES]
+    if bad:
+        raise ConfigError(f"{source}: pipeline.curriculum.{bad[0]}: no such stage with a word curriculum; "
+                          f"use {', '.join(CURRICULUM_STAGES)}")
+    out = {}
+    for stage, counts in lists.items():
+        counts = counts or []
+        if not isinstance(counts, list) or counts != sorted(set(counts)) or not all(
+                isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in counts):
+            where = "pipeline.curriculum" + (f".{stage}" if isinstance(value, Mapping) else "")
+            raise ConfigError(f"{source}: {where}={counts!r}: a rising list of word counts >= 1 (e.g. [1, 3]: "
+                              "single words, then 3-word runs, then whole clips)")
+        out[stage] = tuple(counts)
+    return out
 
 
 def _beside(source: str, path: str) -> str:

@@ -56,6 +56,9 @@ def test_the_shipped_pipeline_chains_its_three_stage_files() -> None:
     ({"curriculum": [3, 1]}, {}, r"pipeline.curriculum=\[3, 1\]: a rising list of word counts >= 1"),
     ({"curriculum": [0]}, {}, r"pipeline.curriculum=\[0\]: a rising list"),
     ({"curriculum": "1,3"}, {}, r"pipeline.curriculum='1,3': a rising list"),
+    ({"curriculum": {"lipreader": [2, 2]}}, {}, r"pipeline.curriculum.lipreader=\[2, 2\]: a rising list"),
+    ({"curriculum": {"lm": [1]}}, {}, r"pipeline.curriculum.lm: no such stage with a word curriculum; use visual, "
+                                      r"lipreader"),
     ({"overrides": {"decoder": ["training.lr=1"]}}, {}, r"pipeline.overrides: a mapping from stage"),
     ({"overrides": {"lm": ["training.lr"]}}, {}, r"pipeline.overrides.lm: must be a list of key=value strings"),
     ({}, {"visual": "missing.yaml"}, r"pipeline.stages.visual: .*missing.yaml does not exist"),
@@ -78,6 +81,8 @@ def test_the_word_curriculum_puts_steps_before_the_whole_clip_stages_2_and_3(tmp
              for name, stage, extra in pipeline.steps() if stage == "visual"}
     assert [words[n].data.vsr.max_words for n in ("visual-w1", "visual-w3", "visual")] == [1, 3, 5]  # the step wins
     assert [n for n, _, _ in load_pipeline(str(_copy(tmp_path, {"curriculum": []}))).steps()] == list(STAGES)
+    per_stage = load_pipeline(str(_copy(tmp_path, {"curriculum": {"lipreader": [1, 3]}})))
+    assert [n for n, _, _ in per_stage.steps()] == ["lm", "visual", "lipreader-w1", "lipreader-w3", "lipreader"]
 
 
 def test_a_bad_override_names_the_stage_or_the_stage_file(tmp_path: Path) -> None:
