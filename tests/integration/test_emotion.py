@@ -42,7 +42,7 @@ NO_FACE = "01-01-03-02-02-02-06.mp4"  # a happy, strong file of the test actor w
 def _prepare(root: Path, relation: str) -> str:
     video = relation == "planted"  # the shuffled corpus only trains the speech control: no video to render or detect
     card = generate("ravdess", str(root / "corpus"), subjects=ACTORS, items=ITEMS, seed=4, relation=relation,
-                    video=video, size=80)
+                    video=video, **({"size": 80} if video else {}))
     if relation == "planted":
         noise = np.random.default_rng(0).integers(0, 255, size=(40, 80, 80, 3), dtype=np.uint8)
         audio = np.sin(np.linspace(0, 400 * np.pi, 16000 * 2)).astype(np.float32) * 0.1
