@@ -56,13 +56,16 @@ def command(run: str, checkpoints: str, split: str, batch_size: int, decode: tup
 
 
 def _key_values(items: tuple[str, ...]) -> dict[str, object]:
-    """``KEY=VALUE`` options as a mapping, each value read as a YAML scalar."""
-    import yaml
+    """``KEY=VALUE`` options as a mapping, each value read as ``--set`` reads it (the project's YAML loader)."""
+    from affectlab.config import parse_override
+    from affectlab.errors import ConfigError
 
     out: dict[str, object] = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE, e.g. ctc_weight=0.3", param_hint="--decode")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            path, value = parse_override(item)
+        except ConfigError:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE, e.g. ctc_weight=0.3", param_hint="--decode") \
+                from None
+        out[".".join(path)] = value
     return out

@@ -58,12 +58,12 @@ class CTCPrefixScorer:
     def _parents(self, prefix: torch.Tensor, rows: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(r_n, r_b) (N, T), prefix log-probability (N,) and ended-by-EOS flags (N,) of each prefix."""
+        ended = (prefix == EOS_ID).any(dim=1)
+        if prefix.shape[1] == 1:
+            return (*self._start(rows), ended)
         n, t = prefix.shape[0], self.x.shape[1]
         r_n, r_b = self.x.new_full((n, t), NEG_INF), self.x.new_full((n, t), NEG_INF)
-        psi, ended = self.x.new_zeros(n), (prefix == EOS_ID).any(dim=1)
-        if prefix.shape[1] == 1:
-            r_n, r_b, psi = self._start(rows)
-            return r_n, r_b, psi, ended
+        psi = self.x.new_zeros(n)
         for i, (row, ids) in enumerate(zip(rows.tolist(), prefix.tolist(), strict=True)):
             if ended[i]:
                 continue
