@@ -1,8 +1,8 @@
 """Seed 002's categorical GAN on synthetic faces: acceptance scores and training throughput (issue 14).
 
-    python benchmarks/train_gan.py [--subjects 12] [--items 8] [--iterations 2000] [--eval-every 200]
+    python benchmarks/train_gan.py [--subjects 30] [--items 8] [--iterations 3000] [--eval-every 300]
         [--lr 1e-3] [--update-rate 1] [--part acceptance|throughput|all] [--out /tmp/affectlab-gan-bench]
-        [--au-threshold 0] [--runs gan_au-planted,gan_au-planted-supervised,...]
+        [--au-threshold 2] [--runs gan_au-planted,gan_au-planted-supervised,...]
 
 Steps (each skipped when its output exists, so an interrupted run continues):
 
@@ -184,18 +184,19 @@ def throughput(root: str, args: argparse.Namespace) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--subjects", type=int, default=12)
+    parser.add_argument("--subjects", type=int, default=30)
     parser.add_argument("--items", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--iterations", type=int, default=2000)
-    parser.add_argument("--eval-every", type=int, default=200)
+    parser.add_argument("--iterations", type=int, default=3000)
+    parser.add_argument("--eval-every", type=int, default=300)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--update-rate", type=int, default=1)
     parser.add_argument("--throughput-iterations", type=int, default=60, help="iterations per measured round")
     parser.add_argument("--part", choices=["acceptance", "throughput", "all"], default="all")
     parser.add_argument("--out", default="/tmp/affectlab-gan-bench")
-    parser.add_argument("--au-threshold", type=float, default=0.0,
-                        help="data.gan.au_threshold: an AU is present above this intensity (0-5; 0: any trace)")
+    parser.add_argument("--au-threshold", type=float, default=2.0,
+                        help="data.gan.au_threshold: an AU is present above this intensity (0-5; 0: any trace; "
+                             "2: the shipped configs')")
     parser.add_argument("--runs", default="", help="comma-separated acceptance runs to do (default: all), "
                                                    f"of {', '.join(RUN_NAMES)}")
     args = parser.parse_args()

@@ -92,6 +92,24 @@ def _au_config(name: str, **training: object) -> dict:
             "scaling": {"runner": "in_process", "torch_threads": 1}}
 
 
+def test_an_au_threshold_above_every_labelled_intensity_is_an_error_naming_the_aus(prepared: str) -> None:
+    """The faces corpus codes AUs 0-5; a threshold of 5 leaves no frame showing any AU: a scale
+    mismatch (as binary labels with an intensity threshold would be), named with each AU's largest
+    value, while threshold 2 (the shipped configs': above B, the DISFA convention) loads with positives."""
+    from affectlab.errors import DatasetError
+    from affectlab.training.gan_data import load_gan_data
+
+    doc = _au_config("threshold")
+    doc["data"]["features"] = prepared
+    doc["data"]["gan"]["au_threshold"] = 5
+    mismatch = r"data.gan.au_threshold=5: no AU exceeds it in any frame: AU\d\d \(largest value [\d.]+\)"
+    with pytest.raises(DatasetError, match=mismatch):
+        load_gan_data(ExperimentConfig.model_validate(doc))
+    doc["data"]["gan"]["au_threshold"] = 2
+    data = load_gan_data(ExperimentConfig.model_validate(doc))
+    assert (data.parts["train"]["au"] == 1).any()
+
+
 def test_in_process_resume_repeats_the_uninterrupted_run_exactly(prepared: str, tmp_path: Path) -> None:
     """Stop after 2 of 4 checkpoints and resume from the saved state: the noise (a function of the
     iteration), the data position and the RNG continue, so the losses equal the uninterrupted run's."""

@@ -26,7 +26,8 @@ class GanSettings(StrictModel):
 
     aus: tuple[str, ...] = Field(default=SEED_AUS, min_length=1, description="AU label columns, in output order")
     au_threshold: float = Field(default=0.0, ge=0,
-                                description="an AU occurs in a frame when its intensity is above this (0-5 scale)")
+                                description="an AU occurs in a frame when its label is above this: 0 = any trace "
+                                            "(binary labels); 2 = above B on 0-5 intensities (the DISFA convention)")
     image_size: Literal[28, 32] = Field(default=28, description="side of the face crops (face_<S> column)")
     label_smoothing: float = Field(default=0.9, ge=0, le=1,
                                    description="alpha of the fake targets [(1-alpha)/n ..., alpha]")

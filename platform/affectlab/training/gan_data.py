@@ -127,11 +127,12 @@ def frame_labels_by_sample(card: str) -> dict[str, Any]:
 
 
 def _label_arrays(labels: Any, n_frames: int, aus: tuple[str, ...], threshold: float, sample_id: str,
-                  need_au: bool, need_va: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+                  need_au: bool, need_va: bool) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Per-frame AU occurrence (int8, -1 = no label), V/A (NaN = no label) and the largest AU value per column."""
     from affectlab.data.frame_labels import normalise_au_name
 
     frame = labels.rename(columns=normalise_au_name).reindex(range(n_frames))
-    au = va = None
+    au = va = au_max = None
     if need_au:
         missing = [a for a in aus if a not in frame.columns]
         if missing:
@@ -139,13 +140,26 @@ def _label_arrays(labels: Any, n_frames: int, aus: tuple[str, ...], threshold: f
                                f"{sorted(frame.columns)}")
         values = frame[list(aus)].to_numpy(np.float64)
         au = np.where(np.isnan(values), -1, values > threshold).astype(np.int8)
+        au_max = np.max(np.where(np.isnan(values), -np.inf, values), axis=0, initial=-np.inf)
     if need_va:
         missing = [c for c in VA_COLUMNS if c not in frame.columns]
         if missing:
             raise DatasetError(f"sample_id {sample_id!r}: the gan VA heads need columns {list(VA_COLUMNS)}; it has "
                                f"{sorted(frame.columns)}")
         va = frame[list(VA_COLUMNS)].to_numpy(np.float32)
-    return au, va
+    return au, va, au_max
+
+
+def _check_threshold(aus: tuple[str, ...], threshold: float, au_max: np.ndarray) -> None:
+    """Labels that are non-zero somewhere but never above ``data.gan.au_threshold`` in any AU are a
+    scale mismatch (binary 0/1 labels with a 0-5 intensity threshold): an error naming each AU's
+    largest value, not a training with no positive frame. One faint AU among others is legitimate."""
+    if not (au_max > 0).any() or (au_max > threshold).any():
+        return
+    shown = ", ".join(f"{a} (largest value {m:g})" for a, m in zip(aus, au_max, strict=True) if m > 0)
+    raise DatasetError(f"data.gan.au_threshold={threshold:g}: no AU exceeds it in any frame: {shown}; so no frame "
+                       f"would count as showing an AU. Binary 0/1 labels need a threshold below 1 (0: any trace); "
+                       f"0-5 intensities one below their scale's top")
 
 
 def load_gan_data(config: ExperimentConfig) -> GanData:
@@ -174,6 +188,7 @@ def load_gan_data(config: ExperimentConfig) -> GanData:
     table = io.load_features(config.data.features, "face", columns=["sample_id", "subject", column])
     labels = frame_labels_by_sample(_card_path(config))
     images, aus, vas, subjects, samples, frames = [], [], [], [], [], []
+    au_max = np.full(len(s.aus), -np.inf)
     unlabelled = []
     for i, (sid, subject) in enumerate(zip(table.column("sample_id").to_pylist(), table.column("subject").to_pylist(),
                                            strict=True)):
@@ -186,7 +201,9 @@ def load_gan_data(config: ExperimentConfig) -> GanData:
             unlabelled.append(sid)
             continue
         keep = np.arange(0, len(crops), s.frame_step)
-        au, va = _label_arrays(labels[sid], len(crops), s.aus, s.au_threshold, sid, need_au, need_va)
+        au, va, sample_max = _label_arrays(labels[sid], len(crops), s.aus, s.au_threshold, sid, need_au, need_va)
+        if sample_max is not None:
+            au_max = np.maximum(au_max, sample_max)
         images.append(crops[keep])
         if au is not None:
             aus.append(au[keep])
@@ -200,6 +217,8 @@ def load_gan_data(config: ExperimentConfig) -> GanData:
                            f"e.g. {unlabelled[:3]}")
     if not images:
         raise DatasetError(f"data.features={config.data.features!r}: no face crops to train on")
+    if need_au:
+        _check_threshold(tuple(s.aus), s.au_threshold, au_max)
     arrays: dict[str, np.ndarray] = {"image": np.concatenate(images), "subject": np.asarray(subjects, dtype=object),
                                      "sample_id": np.asarray(samples, dtype=object), "frame": np.concatenate(frames)}
     if need_au:
