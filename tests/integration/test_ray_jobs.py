@@ -64,7 +64,7 @@ def _stop(proc: subprocess.Popen, temp_dir: Path) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)  # `ray start --block` drains and stops its processes
         try:
-            proc.wait(timeout=15)  # then stop the rest hard: a test cluster need not drain
+            proc.wait(timeout=5)  # then stop the rest hard: a test cluster need not drain
         except subprocess.TimeoutExpired:
             pass
     try:

@@ -266,15 +266,14 @@ def test_a_tiny_lip_reader_overfits_8_clips_to_cer_below_005(corpus: str) -> Non
 
 
 # Stage -> (data.task, model, data.vsr of the comparison runs: no time mask, so both runs see the same frames).
-DDP_STAGES = {"lm": ("vsr_lm", "vsr_lm", {}),
-              "visual": ("vsr_visual", "vsr_visual", {"stage2_loss": "ctc", "time_mask_window": 0}),
+DDP_STAGES = {"visual": ("vsr_visual", "vsr_visual", {"stage2_loss": "ctc", "time_mask_window": 0}),
               "lipreader": ("vsr", "vsr_lip_reader", {"time_mask_window": 0, "decoding": {"extra_steps": 2}})}
 DDP_TOLERANCE = 0.05  # relative, per round's training loss (see the test's docstring)
 
 
 def _ddp_pair(corpus: str, stages: dict[str, str], stage: str, out: Path, **training: object) -> ExperimentConfig:
     task, model, vsr = DDP_STAGES[stage]
-    init = {"lm": {}, "visual": {"init": stages["lm"]}, "lipreader": {"init": stages["visual"]}}[stage]
+    init = {"visual": {"init": stages["lm"]}, "lipreader": {"init": stages["visual"]}}[stage]
     config = _config(corpus, task, model, {**vsr, **init}, max_iterations=4, eval_every=1,
                      monitor="val_loss", **training)
     return config.model_copy(update={"model": config.model.model_copy(update={"kwargs": {**TINY, "dropout": 0.0}})})
@@ -292,10 +291,10 @@ def _relative_gap(a: list[float], b: list[float]) -> float:
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("stage", ["lm", "visual", "lipreader"])
+@pytest.mark.parametrize("stage", ["visual", "lipreader"])
 def test_each_stage_on_two_ray_train_workers_matches_one_worker(
         corpus: str, stages: dict[str, str], stage: str, tmp_path: Path) -> None:
-    """Every stage on Ray Train with two DDP workers (gloo, half a CPU each; training.batch_size 8 is
+    """Stages 2 and 3 on Ray Train with two DDP workers (gloo, half a CPU each; training.batch_size 8 is
     global: 4 clips per worker),
     streaming its clips, ``verify_replicas`` checking after every step that both ranks hold the same
     parameters, against one in-process worker with the same global batch (8 clips: all 8 training clips
@@ -303,7 +302,11 @@ def test_each_stage_on_two_ray_train_workers_matches_one_worker(
     5 % of the single worker's (measured largest gaps: lm 0.01 %, visual 0.39 %, lipreader 0.15 %; the
     runs differ in per-worker batch norm statistics and in DDP averaging two per-worker means instead
     of one mean over all tokens or characters). Negative control: the single worker with a 3x learning
-    rate is outside the tolerance (measured 18 %, 23 %, 48 %), so the check can tell runs apart."""
+    rate is outside the tolerance (measured 18 %, 23 %, 48 %), so the check can tell runs apart.
+
+    Stage 1 (the character LM, one GRU trained like any sequence model) passed the same check (gap
+    0.01 %) and was dropped from it to keep the suite under its time budget: the generic loop's DDP
+    tests cover a single network; stages 2 and 3 are the ones with frozen and shared pieces."""
     config = _ddp_pair(corpus, stages, stage, tmp_path, verify_replicas=True)
     two = _round_losses(config, tmp_path / "w2", runner="ray_train", num_workers=2, cpus_per_worker=0.5)
     one = _round_losses(config, tmp_path / "w1", runner="in_process")
