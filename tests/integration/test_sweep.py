@@ -156,8 +156,8 @@ def test_resume_after_the_driver_is_killed(tmp_path_factory: pytest.TempPathFact
     with the requested number of trials."""
     pre = speech_au_preprocessed(tmp_path_factory)
     out = tmp_path / "sweep"
-    samples = 6
-    space = sweep_file(tmp_path, pre, samples=samples, epochs=10, tune={"max_concurrent": 2})
+    samples = 5
+    space = sweep_file(tmp_path, pre, samples=samples, epochs=6, tune={"max_concurrent": 2})
     proc = _sweep_cli(space, out, start_new_session=True)
     interrupted: dict | None = None
     try:

@@ -1,6 +1,10 @@
 """Training on the real pipeline (synth -> preprocess -> train) with real Ray Train workers.
 
-Ray Train start-up costs ~20 s per run here, so these are few and marked slow.
+Ray Train start-up costs ~20 s per run here, so these are few and marked slow. Two workers against
+one and a SIGKILLed worker resuming are tested on the tasks that need them most and were dropped
+here to keep the suite under its time budget: 2 workers vs 1 on the two-player game, the GAN, lip
+reading stages 2 and 3 and the emotion crops (epoch-based, streamed); a killed worker on the GAN
+(2 workers) and a lost node on a 3-node cluster (``test_cluster_failures.py``).
 """
 
 from __future__ import annotations
@@ -8,14 +12,12 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from affectlab.cli import main
 from affectlab.training.config import load_experiment
 from affectlab.training.run import train
-from ray_processes import run_while_killing_a_worker
 from speech_au_data import speech_au_preprocessed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -60,33 +62,6 @@ def test_cli_train_writes_metrics_checkpoints_and_result(one_worker: str) -> Non
     assert checkpoints == ["epoch=0003", "epoch=0004"]  # one per epoch, num_to_keep=2
     assert os.path.exists(os.path.join(run_dir, checkpoints[-1], "checkpoint.pt"))
     assert os.path.exists(os.path.join(one_worker, "best_model.pt"))
-
-
-@pytest.mark.slow
-def test_two_ddp_workers_follow_the_one_worker_loss_curve(pre, one_worker, tmp_path) -> None:
-    """2 gloo workers x batch 16 vs 1 worker x batch 32: same data, same init, different
-    shard order and batch-norm batches, so the curves match only within a tolerance."""
-    config = load_experiment(AU_FILE, _sets(pre, "scaling.num_workers=2")).base
-    two = train(config, out=str(tmp_path))
-    one = pd.read_parquet(os.path.join(one_worker, "history.parquet"))["train_loss"].to_numpy()
-    two_loss = np.array([row["train_loss"] for row in two.history])
-    assert two_loss.shape == one.shape
-    rel = np.abs(two_loss - one) / one
-    assert rel.max() < 0.10, (one, two_loss)  # stated tolerance: 10 % per epoch
-    assert two_loss[-1] < two_loss[0]
-
-
-@pytest.mark.slow
-def test_worker_sigkilled_mid_epoch_resumes_from_last_checkpoint(pre, tmp_path) -> None:
-    """A worker process is SIGKILLed from outside at a random moment after the first checkpoint;
-    FailureConfig restarts it from the latest checkpoint and the run ends with every epoch."""
-    config = load_experiment(AU_FILE, _sets(pre, "failure.max_failures=1", "training.max_epochs=6",
-                                            "training.prev_rounds=6")).base
-    result, done_before = run_while_killing_a_worker(lambda: train(config, out=str(tmp_path)),
-                                                     tmp_path / "ray" / "au_003")
-    assert done_before[-1] != "epoch=0006", done_before  # the kill came before the last epoch
-    assert result.resumed_from is not None and result.resumed_from >= 1
-    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4, 5, 6]
 
 
 def test_same_seed_same_metrics_on_cpu(pre, tmp_path) -> None:
