@@ -158,8 +158,8 @@ def _check_threshold(aus: tuple[str, ...], threshold: float, au_max: np.ndarray)
         return
     shown = ", ".join(f"{a} (largest value {m:g})" for a, m in zip(aus, au_max, strict=True) if m > 0)
     raise DatasetError(f"data.gan.au_threshold={threshold:g}: no AU exceeds it in any frame: {shown}; so no frame "
-                       f"would count as showing an AU. Binary 0/1 labels need a threshold below 1 (0: any trace); "
-                       f"0-5 intensities one below their scale's top")
+                       f"would count as showing an AU. Binary 0/1 labels need a threshold below 1 (0: any trace), "
+                       f"0-5 intensities one below 5 (2: the DISFA convention)")
 
 
 def load_gan_data(config: ExperimentConfig) -> GanData:
