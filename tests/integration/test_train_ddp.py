@@ -2,9 +2,9 @@
 replicas checked equal after every step, and a negative control that breaks the check.
 
 A Ray Train worker SIGKILLed mid-run and resumed from its last checkpoint is tested on the
-two-network GAN (``test_gan_train.py``, the same iteration-checkpoint path with 2 workers) and on an
-epoch-based task (``test_train_ray.py``); a third copy on this game was dropped to keep the suite
-under its time budget.
+two-network GAN (``test_gan_train.py``, the same iteration-checkpoint path with 2 workers), and this
+game losing a whole node on a 3-node cluster (``test_cluster_failures.py``); the copy that killed a
+worker of this game was dropped to keep the suite under its time budget.
 
 Ray Train start-up costs ~20 s per run on the 2-core machine, so these are marked slow.
 """
