@@ -18,7 +18,8 @@ logical CPU each, every node its own raylet and object store, the driver joined 
   cluster through the inherited ``RAY_ADDRESS``, as a user's job would, with a small TPE sweep of
   real trainings (the speech-au corpus, preprocessed on the cluster). Once a trial has finished
   the driver process is killed with SIGKILL; ``affectlab sweep --resume`` completes the sweep:
-  finished trials are not started again, the sweep ends with exactly the planned trials, and
+  finished trials are not started again, the trials interrupted mid-training run again first, the
+  sweep ends with exactly the planned trials, and
   no placement group is left behind (counted in the GCS's placement group table,
   ``ray.util.placement_group_table()``, before the first run and after the resumed one: Ray
   removes the killed driver's trial groups once it notices the driver's death). Not
@@ -161,7 +162,7 @@ def test_training_loses_a_worker_node_and_restores_from_the_last_checkpoint(
 
 # -- 2. a sweep driver killed with SIGKILL, resumed ------------------------------------------
 
-def _sweep_file(tmp_path: Path, pre: str, *, samples: int, epochs: int) -> str:
+def _sweep_file(tmp_path: Path, pre: str, *, samples: int, epochs: int, concurrent: int) -> str:
     """A small TPE sweep of real trainings (au_003's base: AU17 from eGeMAPS LLDs, a tiny MLP)."""
     data = yaml.safe_load((REPO / "search_spaces" / "au_003.yaml").read_text())
     data["base"]["data"]["features"] = pre
@@ -169,7 +170,7 @@ def _sweep_file(tmp_path: Path, pre: str, *, samples: int, epochs: int) -> str:
     data["base"]["training"].update({"max_epochs": epochs, "prev_rounds": 2, "patience": 2, "last_top_results": 2})
     data["space"] = {"training.lr": {"loguniform": [0.005, 0.05]}, "model.kwargs.hidden": {"choice": [8, 16]}}
     data["tune"] = {"metric": "val_uar", "mode": "max", "num_samples": samples, "seed": 0, "startup_trials": 2,
-                    "max_concurrent": 2}
+                    "max_concurrent": concurrent}
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return str(path)
@@ -218,8 +219,8 @@ def test_sweep_driver_killed_resumes_without_rerunning_finished_trials_or_leakin
     t0 = time.monotonic()
     pre = speech_au_preprocessed(tmp_path_factory)  # preprocessed on this cluster (cached per session)
     print(f"corpus ready in {time.monotonic() - t0:.1f} s")
-    samples = 4
-    space = _sweep_file(tmp_path, pre, samples=samples, epochs=6)
+    samples, concurrent = 4, 2
+    space = _sweep_file(tmp_path, pre, samples=samples, epochs=6, concurrent=concurrent)
     out = tmp_path / "sweep"
     groups_before = set(_live_placement_groups())
 
@@ -248,8 +249,12 @@ def test_sweep_driver_killed_resumes_without_rerunning_finished_trials_or_leakin
         time.sleep(0.2)  # Ray removes a dead driver's (non-detached) groups once it sees the driver die
     assert not orphaned & set(_live_placement_groups()), "the killed driver's placement groups outlived it by 30 s"
     print(f"the killed driver's placement groups removed {time.monotonic() - killed_at:.1f} s after the kill")
-    finished_before = {t.number: t for t in _finished(_study_trials(out))}
+    trials_before = _study_trials(out)
+    finished_before = {t.number: t for t in _finished(trials_before)}
     assert 1 <= len(finished_before) < samples
+    # the trials Tune was training when the driver died (one killed inside `ask` never trained)
+    interrupted = [t.params for t in trials_before
+                   if t.state == TrialState.RUNNING and "tune_trial_id" in t.user_attrs]
     results_before = {p: p.stat().st_mtime_ns for p in (out / "trials").glob("*/result.json")}
     trial_dirs_before = set((out / "trials").iterdir()) if (out / "trials").exists() else set()
 
@@ -273,6 +278,8 @@ def test_sweep_driver_killed_resumes_without_rerunning_finished_trials_or_leakin
     finished_params = [t.params for t in finished_before.values()]
     assert not [e for e in second if e["params"] in finished_params]
     assert len({e["trial_id"] for e in second}) == len(second)
+    first_wave = [e["params"] for e in second[:concurrent]]  # started together: their ledger order is a race
+    assert all(p in first_wave for p in interrupted), (interrupted, first_wave)  # the interrupted ones run first
     assert not {e["trial_id"] for e in second} & {p.name for p in trial_dirs_before}  # new trial dirs only
     for path, mtime in results_before.items():  # the finished trials' outputs are untouched
         assert path.stat().st_mtime_ns == mtime
@@ -289,5 +296,6 @@ def test_sweep_driver_killed_resumes_without_rerunning_finished_trials_or_leakin
         time.sleep(0.5)
     assert not leaked, leaked
     print(f"placement groups: {len(groups_before)} before, {len(orphaned)} at the kill, "
-          f"{len(_live_placement_groups())} after; {len(finished_before)} trial(s) finished at the kill; "
+          f"{len(_live_placement_groups())} after; {len(finished_before)} trial(s) finished and "
+          f"{len(interrupted)} interrupted at the kill; "
           f"total {time.monotonic() - t0:.1f} s")

@@ -224,7 +224,7 @@ def test_stopped_preprocess_job_resumes_when_resubmitted(ray_head: Head, s3_buck
     from affectlab import storage
     from audio_corpus import write_csv_corpus
 
-    n_files = 40
+    n_files = 24
     card = write_csv_corpus(tmp_path / "corpus", n_files)
     out = f"{s3_bucket}/stopped"
     entrypoint = [PYTHON, "jobs/preprocess.py", card, "--out", out, "--audio", "egemaps", "--batch-size", "1",

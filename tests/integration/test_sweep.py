@@ -1,15 +1,12 @@
 """Sweeps on a real local Ray with affectlab's real training (the speech-au corpus, preprocessed):
 the objective is the metric of the weights training keeps, ``best_config.yaml`` re-trains to the
-best trial's value, the driver killed with SIGKILL resumes without re-running finished trials,
-and the ray_train runner follows the same objective rule."""
+best trial's value, a sweep on S3 keeps its journal local and uploads it, and the ray_train runner
+follows the same objective rule. A driver killed with SIGKILL mid-trial and ``--resume`` are tested on
+the 3-node cluster (``test_cluster_failures``), which also checks for leaked placement groups."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -136,82 +133,6 @@ def test_ray_train_trials_are_scored_by_the_same_rule(tmp_path_factory: pytest.T
     assert summary.best_epoch < max(curve) and summary.best_value != curve[max(curve)], curve  # not the last epoch
     config = yaml.safe_load((out / "best_config.yaml").read_text())["base"]
     assert config["scaling"]["runner"] == "ray_train" and config["training"]["max_epochs"] == 6
-
-
-def _sweep_cli(space: str, out: Path, *extra: str, **popen: object) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "platform")}
-    env.pop("RAY_ADDRESS", None)
-    command = [sys.executable, "-c", "from affectlab.cli import main; main()", "sweep", space, "--out", str(out),
-               "--num-cpus", "2", "--no-report", *extra]
-    return subprocess.Popen(command, env=env, cwd=out.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, **popen)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_resume_after_the_driver_is_killed(tmp_path_factory: pytest.TempPathFactory, ray_local: None,
-                                           tmp_path: Path) -> None:
-    """`affectlab sweep` (real training) is killed with SIGKILL while a trial is mid-training;
-    `affectlab sweep --resume` keeps the finished trials, re-runs the interrupted one and ends
-    with the requested number of trials."""
-    pre = speech_au_preprocessed(tmp_path_factory)
-    out = tmp_path / "sweep"
-    samples = 5
-    space = sweep_file(tmp_path, pre, samples=samples, epochs=6, tune={"max_concurrent": 2})
-    proc = _sweep_cli(space, out, start_new_session=True)
-    interrupted: dict | None = None
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            trials = study_trials(out) if (out / "optuna" / "study.journal").exists() else []
-            done = [t for t in trained(trials) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-            mid = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
-            if len(done) >= 2 and mid:
-                os.killpg(proc.pid, signal.SIGKILL)  # the driver (and its Ray) die at once, mid-epoch
-                interrupted = mid[0].params
-                break
-            time.sleep(0.2)
-        assert interrupted is not None, "the sweep ended before it could be interrupted:\n" + (
-            proc.stdout.read() if proc.poll() is not None else "(still running)")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    before = trained(study_trials(out))
-    finished_before = {t.number: t for t in before if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
-    assert 2 <= len(finished_before) < samples
-    # interrupted (journal order): the trials Tune ran; one killed inside `ask` never trained
-    running = [t.params for t in before if t.state == TrialState.RUNNING and "tune_trial_id" in t.user_attrs]
-    assert interrupted in running
-    outputs_before = {p: p.stat().st_mtime_ns for p in (out / "trials").glob("*/result.json")}
-
-    started = time.perf_counter()
-    resumed = _sweep_cli(space, out, "--resume")
-    output, _ = resumed.communicate(timeout=400)
-    print(f"resume: {time.perf_counter() - started:.1f} s")
-    assert resumed.returncode == 0, output[-4000:]
-    assert f"resuming: {len(finished_before)} trial(s) already finished" in output
-
-    after = trained(study_trials(out))
-    finished = [t for t in after if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(finished) == samples  # ends with the requested number of trials
-    by_number = {t.number: t for t in study_trials(out)}
-    for number, trial in finished_before.items():  # finished trials are kept as they were ...
-        assert by_number[number].state == trial.state and by_number[number].params == trial.params
-        assert by_number[number].value == trial.value
-    events = ledger(out)
-    second_run = [e for e in events if e["event"] == "start" and e["part"] == "part-002"]
-    assert len(second_run) == samples - len(finished_before)
-    finished_params = [t.params for t in finished_before.values()]
-    for event in second_run:  # ... and never started again (nor their outputs rewritten)
-        assert event["params"] not in finished_params
-    first = sorted(json.dumps(e["params"], sort_keys=True) for e in second_run[:len(running)])
-    assert first == sorted(json.dumps(p, sort_keys=True) for p in running)  # the interrupted ones run again, first
-    for path, mtime in outputs_before.items():
-        assert path.stat().st_mtime_ns == mtime
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["finished"] == samples and summary["ran_now"] == samples - len(finished_before)
-    check_objectives_are_what_training_kept(out)
 
 
 @pytest.mark.slow

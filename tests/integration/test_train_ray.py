@@ -2,8 +2,8 @@
 
 Ray Train start-up costs ~20 s per run here, so these are few and marked slow. Two workers against
 one and a SIGKILLed worker resuming are tested on the tasks that need them most and were dropped
-here to keep the suite under its time budget: 2 workers vs 1 on the two-player game, the GAN, lip
-reading stages 2 and 3 and the emotion crops (epoch-based, streamed); a killed worker on the GAN
+here to keep the suite under its time budget: 2 workers vs 1 on the two-player game, the GAN, the lip
+reader (lip reading stage 3) and the emotion crops (epoch-based, streamed); a killed worker on the GAN
 (2 workers) and a lost node on a 3-node cluster (``test_cluster_failures.py``).
 """
 

@@ -265,17 +265,14 @@ def test_a_tiny_lip_reader_overfits_8_clips_to_cer_below_005(corpus: str) -> Non
     assert min(cer) < 0.05, cer
 
 
-# Stage -> (data.task, model, data.vsr of the comparison runs: no time mask, so both runs see the same frames).
-DDP_STAGES = {"visual": ("vsr_visual", "vsr_visual", {"stage2_loss": "ctc", "time_mask_window": 0}),
-              "lipreader": ("vsr", "vsr_lip_reader", {"time_mask_window": 0, "decoding": {"extra_steps": 2}})}
+# data.vsr of the comparison runs: no time mask, so both runs see the same frames
+DDP_VSR = {"time_mask_window": 0, "decoding": {"extra_steps": 2}}
 DDP_TOLERANCE = 0.05  # relative, per round's training loss (see the test's docstring)
 
 
-def _ddp_pair(corpus: str, stages: dict[str, str], stage: str, out: Path, **training: object) -> ExperimentConfig:
-    task, model, vsr = DDP_STAGES[stage]
-    init = {"visual": {"init": stages["lm"]}, "lipreader": {"init": stages["visual"]}}[stage]
-    config = _config(corpus, task, model, {**vsr, **init}, max_iterations=4, eval_every=1,
-                     monitor="val_loss", **training)
+def _ddp_config(corpus: str, stages: dict[str, str], **training: object) -> ExperimentConfig:
+    config = _config(corpus, "vsr", "vsr_lip_reader", {**DDP_VSR, "init": stages["visual"]}, max_iterations=4,
+                     eval_every=1, monitor="val_loss", **training)
     return config.model_copy(update={"model": config.model.model_copy(update={"kwargs": {**TINY, "dropout": 0.0}})})
 
 
@@ -291,28 +288,27 @@ def _relative_gap(a: list[float], b: list[float]) -> float:
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("stage", ["visual", "lipreader"])
-def test_each_stage_on_two_ray_train_workers_matches_one_worker(
-        corpus: str, stages: dict[str, str], stage: str, tmp_path: Path) -> None:
-    """Stages 2 and 3 on Ray Train with two DDP workers (gloo, half a CPU each; training.batch_size 8 is
-    global: 4 clips per worker),
-    streaming its clips, ``verify_replicas`` checking after every step that both ranks hold the same
-    parameters, against one in-process worker with the same global batch (8 clips: all 8 training clips
-    every step, dropout and the time mask off). Stated tolerance: each round's training loss within
-    5 % of the single worker's (measured largest gaps: lm 0.01 %, visual 0.39 %, lipreader 0.15 %; the
-    runs differ in per-worker batch norm statistics and in DDP averaging two per-worker means instead
-    of one mean over all tokens or characters). Negative control: the single worker with a 3x learning
-    rate is outside the tolerance (measured 18 %, 23 %, 48 %), so the check can tell runs apart.
+def test_the_lip_reader_on_two_ray_train_workers_matches_one_worker(
+        corpus: str, stages: dict[str, str], tmp_path: Path) -> None:
+    """Stage 3 (the lip reader: the visual module restored from stage 2, the LM's frozen generator
+    from stage 1) on Ray Train with two DDP workers (gloo, half a CPU each; training.batch_size 8 is
+    global: 4 clips per worker), streaming its clips, ``verify_replicas`` checking after every step
+    that both ranks hold the same parameters, against one in-process worker with the same global
+    batch (8 clips: all 8 training clips every step, dropout and the time mask off). Stated
+    tolerance: each round's training loss within 5 % of the single worker's (measured largest gap
+    0.15 %; the runs differ in per-worker batch norm statistics and in DDP averaging two per-worker
+    means instead of one mean over all characters). Negative control: the single worker with a 3x
+    learning rate is outside the tolerance (measured 48 %), so the check can tell runs apart.
 
-    Stage 1 (the character LM, one GRU trained like any sequence model) passed the same check (gap
-    0.01 %) and was dropped from it to keep the suite under its time budget: the generic loop's DDP
-    tests cover a single network; stages 2 and 3 are the ones with frozen and shared pieces."""
-    config = _ddp_pair(corpus, stages, stage, tmp_path, verify_replicas=True)
+    Stages 1 (the character LM) and 2 (the visual module, CTC) passed the same check (gaps 0.01 %
+    and 0.39 %, negative controls 18 % and 23 %) and were dropped from it to keep the suite under
+    its time budget: the generic loop's DDP tests cover single networks, and stage 3 holds the
+    frozen and restored pieces of both."""
+    config = _ddp_config(corpus, stages, verify_replicas=True)
     two = _round_losses(config, tmp_path / "w2", runner="ray_train", num_workers=2, cpus_per_worker=0.5)
     one = _round_losses(config, tmp_path / "w1", runner="in_process")
     assert _relative_gap(two, one) <= DDP_TOLERANCE, (two, one)
-    if stage == "lipreader":
-        assert _result(str(tmp_path / "w2"))["pieces"]["lm"] == stages["lm"]
-        assert (tmp_path / "w2" / "best_model.pt").exists()
+    assert _result(str(tmp_path / "w2"))["pieces"]["lm"] == stages["lm"]
+    assert (tmp_path / "w2" / "best_model.pt").exists()
     faster = config.model_copy(update={"training": config.training.model_copy(update={"lr": 3e-3})})
     assert _relative_gap(_round_losses(faster, tmp_path / "w1-lr", runner="in_process"), one) > DDP_TOLERANCE
