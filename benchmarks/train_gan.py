@@ -1,8 +1,8 @@
 """Seed 002's categorical GAN on synthetic faces: acceptance scores and training throughput (issue 14).
 
-    python benchmarks/train_gan.py [--subjects 30] [--items 8] [--iterations 3000] [--eval-every 300]
+    python benchmarks/train_gan.py [--subjects 60] [--items 8] [--iterations 3000] [--eval-every 300]
         [--lr 1e-3] [--update-rate 1] [--part acceptance|throughput|all] [--out /tmp/affectlab-gan-bench]
-        [--au-threshold 2] [--runs gan_au-planted,gan_au-planted-supervised,...]
+        [--au-threshold 2] [--va-loss ccc|mse] [--runs gan_au-planted,gan_au-planted-supervised,...]
 
 Steps (each skipped when its output exists, so an interrupted run continues):
 
@@ -50,6 +50,7 @@ def _config(prep: str, task: str, args: argparse.Namespace, **extra: str) -> obj
             f"training.update_rate={args.update_rate}", f"training.max_iterations={args.iterations}",
             f"training.eval_every={args.eval_every}", f"training.monitor={monitor}", "scaling.runner=in_process",
             "scaling.torch_threads=2", f"data.gan.au_threshold={args.au_threshold}",
+            f"data.gan.va_loss={args.va_loss}",
             *[f"{k}={v}" for k, v in extra.items()]]
     return load_experiment(str(SPACE), sets).base
 
@@ -184,7 +185,7 @@ def throughput(root: str, args: argparse.Namespace) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--subjects", type=int, default=30)
+    parser.add_argument("--subjects", type=int, default=60)
     parser.add_argument("--items", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--iterations", type=int, default=3000)
@@ -197,6 +198,9 @@ def main() -> None:
     parser.add_argument("--au-threshold", type=float, default=2.0,
                         help="data.gan.au_threshold: an AU is present above this intensity (0-5; 0: any trace; "
                              "2: the shipped configs')")
+    parser.add_argument("--va-loss", choices=["mse", "ccc"], default="ccc",
+                        help="data.gan.va_loss of the VA runs: mse or ccc (1 - CCC over the batch); both are in the "
+                             "seed's VA grid")
     parser.add_argument("--runs", default="", help="comma-separated acceptance runs to do (default: all), "
                                                    f"of {', '.join(RUN_NAMES)}")
     args = parser.parse_args()
@@ -214,7 +218,8 @@ def main() -> None:
         results = {}
         if args.part in ("acceptance", "all"):
             threshold = f"-au{args.au_threshold:g}" if args.au_threshold else ""
-            runs_root = os.path.join(root, f"lr{args.lr}-ur{args.update_rate}-it{args.iterations}{threshold}")
+            va_loss = f"-va{args.va_loss}"
+            runs_root = os.path.join(root, f"lr{args.lr}-ur{args.update_rate}-it{args.iterations}{threshold}{va_loss}")
             results["acceptance"] = acceptance(root, runs_root, args)
         if args.part in ("throughput", "all"):
             results["throughput"] = throughput(root, args)
