@@ -218,8 +218,8 @@ def main() -> None:
         results = {}
         if args.part in ("acceptance", "all"):
             threshold = f"-au{args.au_threshold:g}" if args.au_threshold else ""
-            va_loss = f"-va{args.va_loss}"
-            runs_root = os.path.join(root, f"lr{args.lr}-ur{args.update_rate}-it{args.iterations}{threshold}{va_loss}")
+            runs_root = os.path.join(root, f"lr{args.lr}-ur{args.update_rate}-it{args.iterations}{threshold}"
+                                           f"-va{args.va_loss}")
             results["acceptance"] = acceptance(root, runs_root, args)
         if args.part in ("throughput", "all"):
             results["throughput"] = throughput(root, args)

@@ -17,9 +17,6 @@ from optuna.trial import TrialState
 
 from speech_au_data import speech_au_preprocessed, sweep_file
 
-REPO = Path(__file__).resolve().parents[2]
-
-
 def study_trials(out: Path) -> list[optuna.trial.FrozenTrial]:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
